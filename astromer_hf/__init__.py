@@ -1,0 +1,1 @@
+"""Astromer on PyTorch and the Hugging Face stack."""

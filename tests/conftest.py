@@ -1,0 +1,38 @@
+"""Shared pytest fixtures.
+
+The reference material of the original TensorFlow Astromer lives in ``../shared`` beside the repository
+(``shared/reference/astromer1-macho``). Tests that need it take the ``reference_dir`` fixture and are
+skipped, with the reason printed, on machines where that folder is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+REFERENCE_DIR = SHARED_DIR / "reference" / "astromer1-macho"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Folder with the released Astromer 1 MACHO checkpoint and the TensorFlow reference outputs."""
+    if not (REFERENCE_DIR / "astromer1_macho_reference.npz").is_file():
+        pytest.skip(f"Astromer reference material not found at {REFERENCE_DIR} (the ../shared folder is absent)")
+    return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def reference(reference_dir: Path):
+    """The arrays the original TensorFlow code computed on 30 real light curves (see its README)."""
+    return np.load(reference_dir / "astromer1_macho_reference.npz")
+
+
+@pytest.fixture(scope="session")
+def reference_lightcurves(reference) -> list[np.ndarray]:
+    """The 30 raw ``[time, mag, err]`` light curves, float64, as fed to the original loader."""
+    raw, offsets = reference["raw_lc"], reference["raw_offsets"]
+    return [raw[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
