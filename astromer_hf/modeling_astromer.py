@@ -1,0 +1,688 @@
+"""PyTorch Astromer: a transformer encoder for irregularly sampled light curves.
+
+Astromer (Donoso-Oliva et al. 2023, A&A 670, A54) embeds a window of observations ``(time, magnitude)`` with a
+linear projection of the magnitude plus a sinusoidal encoding of the *real* observation time, runs post-LayerNorm
+attention blocks with a tanh feed-forward layer, and is pretrained by reconstructing masked magnitudes (masked RMSE).
+Astromer 2 (arXiv:2502.02717) adds projected residual connections, key-only attention masking and a trainable
+[MASK] token. Both released architectures are built from one :class:`~astromer_hf.AstromerConfig`; the quirks that
+matter for loading the released weights are described in ``docs/architecture.md``.
+
+Shapes used in the docstrings: ``B`` batch (windows), ``T`` window length (observations), ``D`` hidden size,
+``H`` attention heads, ``L`` layers, ``C`` classes.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils import ModelOutput, can_return_tuple
+
+from .configuration_astromer import AstromerConfig
+
+# Value Astromer 2 adds to the attention logits of hidden keys (``m_alpha = -1e9`` in the original).
+KEY_MASK_VALUE = -1e9
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class AstromerModelOutput(ModelOutput):
+    """
+    Output of :class:`AstromerModel`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(B, T, D)`):
+            Per-observation embeddings from the last attention block.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
+            ``L + 1`` tensors of shape `(B, T, D)`: the input embedding (magnitude projection + time encoding,
+            before dropout) followed by the output of every block.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
+            ``L`` tensors of shape `(B, H, T, T)`: the softmax attention weights of every block.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AstromerMaskedReconstructionOutput(ModelOutput):
+    """
+    Output of :class:`AstromerForMaskedReconstruction`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            Masked RMSE: square root of the batch mean of each window's mean squared error over its probed
+            observations (optionally inverse-error weighted).
+        r2 (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            Coefficient of determination pooled over the probed observations of the batch.
+        reconstruction (`torch.FloatTensor` of shape `(B, T)`):
+            Predicted (window-centred) magnitude at every position.
+        last_hidden_state (`torch.FloatTensor` of shape `(B, T, D)`):
+            Encoder output.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            As in :class:`AstromerModelOutput`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            As in :class:`AstromerModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    r2: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AstromerClassificationOutput(ModelOutput):
+    """
+    Output of :class:`AstromerForLightCurveClassification`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            Cross-entropy of the logits against the labels.
+        logits (`torch.FloatTensor` of shape `(B, C)`):
+            Unnormalised class scores.
+        pooled_output (`torch.FloatTensor` of shape `(B, D)`):
+            The pooled window embedding fed to the classification MLP.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            As in :class:`AstromerModelOutput`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            As in :class:`AstromerModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Functional pieces: time encoding, attention masks, losses and metrics
+# ----------------------------------------------------------------------------------------------------------------------
+def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float = 10000.0) -> torch.Tensor:
+    """Astromer's encoding of real observation times.
+
+    Every channel ``i`` has its own angular frequency ``omega_i = base ** (-2 i / hidden_size)`` (the exponent uses
+    ``i`` itself, not ``2 * floor(i / 2)`` as in Vaswani et al.); even channels take the sine and odd channels the
+    cosine of ``t * omega_i``.
+
+    Args:
+        times (`torch.Tensor` of shape `(B, T)`): window-centred observation times in days. float64 input is kept in
+            float64 for the angle computation; anything else is computed in float32.
+        hidden_size (`int`): number of channels ``D``.
+        base (`float`): frequency base.
+
+    Returns:
+        `torch.Tensor` of shape `(B, T, D)` in the dtype of the angles (float32 or float64).
+    """
+    compute_dtype = torch.float64 if times.dtype == torch.float64 else torch.float32
+    channels = torch.arange(hidden_size, device=times.device, dtype=torch.float64)
+    frequencies = torch.pow(torch.tensor(float(base), dtype=torch.float64), -2.0 * channels / hidden_size)
+    angles = times.to(compute_dtype).unsqueeze(-1) * frequencies.to(device=times.device, dtype=compute_dtype)
+    is_even = (torch.arange(hidden_size, device=times.device) % 2) == 0
+    return torch.where(is_even, torch.sin(angles), torch.cos(angles))
+
+
+def build_attention_bias(hidden: torch.Tensor, style: str, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention bias for the two released mask styles.
+
+    Args:
+        hidden (`torch.BoolTensor` of shape `(B, T)`): True where the position is hidden ([MASK]ed) or padding.
+        style (`str`): ``"additive_one"`` (Astromer 1: ``+min(1, m_i + m_j)``, shape `(B, 1, T, T)`) or ``"key"``
+            (Astromer 2: ``-1e9`` on hidden keys, shape `(B, 1, 1, T)`).
+        dtype (`torch.dtype`): dtype of the attention logits.
+    """
+    m = hidden.to(dtype)
+    if style == "additive_one":
+        return torch.clamp(m[:, None, :, None] + m[:, None, None, :], max=1.0)
+    mask_value = max(KEY_MASK_VALUE, torch.finfo(dtype).min)
+    return (m * mask_value)[:, None, None, :]
+
+
+def inverse_error_weights(errors: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Astromer 2's optional loss weights: ``w = 1 / sigma``, min-max scaled over each window's real observations,
+    plus ``1e-3``.
+
+    Args:
+        errors (`torch.Tensor` of shape `(B, T)`): raw (not centred) magnitude errors, positive where observed.
+        loss_mask (`torch.BoolTensor` of shape `(B, T)`): positions the weights are needed for.
+
+    Returns:
+        `torch.Tensor` of shape `(B, T)`, zero outside `loss_mask`.
+    """
+    valid = loss_mask & (errors > 0)
+    inverse = torch.where(valid, 1.0 / torch.where(valid, errors, torch.ones_like(errors)), torch.zeros_like(errors))
+    lowest = torch.where(valid, inverse, torch.full_like(inverse, float("inf"))).amin(dim=1, keepdim=True)
+    highest = torch.where(valid, inverse, torch.full_like(inverse, float("-inf"))).amax(dim=1, keepdim=True)
+    span = (highest - lowest).clamp_min(torch.finfo(errors.dtype).tiny)
+    return torch.where(valid, (inverse - lowest) / span + 1e-3, torch.zeros_like(inverse))
+
+
+def masked_rmse(
+    predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Astromer's masked RMSE: ``sqrt(mean_b(sum_i m w (y - yhat)^2 / sum_i m))``.
+
+    The per-window denominator counts probed positions (it is not weighted). Windows with no probed position are
+    left out of the batch mean (the original would return NaN for them).
+
+    Args:
+        predictions, targets (`torch.Tensor` of shape `(B, T)`).
+        loss_mask (`torch.Tensor` of shape `(B, T)`): 1 where the position enters the loss.
+        weights (`torch.Tensor` of shape `(B, T)`, *optional*): per-position weights ``w``.
+
+    Returns:
+        `torch.Tensor` of shape `()`.
+    """
+    mask = loss_mask.to(predictions.dtype)
+    squared = (targets - predictions) ** 2 * mask
+    if weights is not None:
+        squared = squared * weights
+    counts = mask.sum(dim=1)
+    has_probe = counts > 0
+    per_window = squared.sum(dim=1)[has_probe] / counts[has_probe]
+    return torch.sqrt(per_window.mean())
+
+
+def masked_r2(predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Coefficient of determination pooled over a batch: ``1 - sum m (y - yhat)^2 / sum m (y - ybar_b)^2`` where
+    ``ybar_b`` is each window's mean over its masked positions.
+
+    Args:
+        predictions, targets, loss_mask (`torch.Tensor` of shape `(B, T)`).
+
+    Returns:
+        `torch.Tensor` of shape `()`.
+    """
+    mask = loss_mask.to(predictions.dtype)
+    window_mean = (targets * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+    residual = ((targets - predictions) ** 2 * mask).sum()
+    total = ((targets - window_mean) ** 2 * mask).sum()
+    return 1.0 - residual / total
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over time of `(B, T, D)` states at positions where `mask` `(B, T)` is 1; returns `(B, D)`."""
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def masked_max(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Maximum over time of `(B, T, D)` states at positions where `mask` `(B, T)` is 1; returns `(B, D)`."""
+    lowest = torch.finfo(hidden_states.dtype).min
+    return hidden_states.masked_fill(~mask.bool().unsqueeze(-1), lowest).amax(dim=1)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention. `query`/`key`/`value` are `(B, H, T, D/H)`; `attention_mask` is an additive bias
+    broadcastable to `(B, H, T, T)`. Returns the output `(B, T, H, D/H)` and the weights `(B, H, T, T)`."""
+    logits = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        logits = logits + attention_mask
+    weights = nn.functional.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Modules
+# ----------------------------------------------------------------------------------------------------------------------
+class AstromerEmbeddings(nn.Module):
+    """Input embedding: ``Linear(1 -> D)(magnitude) + time_encoding(time)``; hidden magnitudes are first replaced by
+    the trainable scalar [MASK] token when the config has one."""
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__()
+        self.config = config
+        self.magnitude_projection = nn.Linear(1, config.hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(())) if config.use_mask_token else None
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, magnitudes: torch.Tensor, times: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            magnitudes, times (`torch.Tensor` of shape `(B, T)`).
+            hidden (`torch.BoolTensor` of shape `(B, T)`): hidden or padded positions.
+
+        Returns:
+            The embedding before dropout, `(B, T, D)`.
+        """
+        weight = self.magnitude_projection.weight
+        magnitudes = magnitudes.to(weight.dtype)
+        if self.mask_token is not None:
+            magnitudes = torch.where(hidden, self.mask_token.to(weight.dtype), magnitudes)
+        projected = self.magnitude_projection(magnitudes.unsqueeze(-1))
+        encoding = sinusoidal_time_encoding(times, self.config.hidden_size, self.config.time_encoding_base)
+        return projected + encoding.to(weight.dtype)
+
+
+class AstromerAttention(nn.Module):
+    """Multi-head self-attention with biased Q/K/V/output projections, as in both released models."""
+
+    is_causal = False
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.scaling = self.head_dim**-0.5
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(B, T, D)`).
+            attention_bias (`torch.Tensor` broadcastable to `(B, H, T, T)`): additive logit bias.
+            output_attentions (`bool`): also return the weights `(B, H, T, T)` (computed with eager attention).
+        """
+        batch, length, _ = hidden_states.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+
+        attention_interface: Callable = eager_attention_forward
+        if not output_attentions:
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+        output, weights = attention_interface(
+            self, query, key, value, attention_bias.to(query.dtype), scaling=self.scaling, dropout=0.0
+        )
+        output = self.out_proj(output.reshape(batch, length, -1))
+        return output, weights
+
+
+class AstromerLayer(GradientCheckpointingLayer):
+    """Post-LayerNorm attention block with a feed-forward layer.
+
+    With ``r`` the residual branch (nothing for ``"none"``, ``x`` for ``"identity"``, ``Linear(x)`` for
+    ``"projected"``)::
+
+        h   = LayerNorm(r(x) + Dropout(Attention(x)))
+        out = LayerNorm(r(h) + Dropout(Linear(act(Linear(h)))))
+    """
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__()
+        self.residual_style = config.residual_style
+        self.attention = AstromerAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        if config.residual_style == "projected":
+            self.attention_residual = nn.Linear(config.hidden_size, config.hidden_size)
+            self.output_residual = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def _residual(self, x: torch.Tensor, which: str) -> torch.Tensor | float:
+        if self.residual_style == "identity":
+            return x
+        if self.residual_style == "projected":
+            return getattr(self, f"{which}_residual")(x)
+        return 0.0
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`hidden_states` `(B, T, D)` -> `(B, T, D)` and the attention weights `(B, H, T, T)` on request."""
+        attended, weights = self.attention(hidden_states, attention_bias, output_attentions)
+        hidden = self.attention_norm(self._residual(hidden_states, "attention") + self.dropout(attended))
+        transformed = self.output(self.activation(self.intermediate(hidden)))
+        output = self.output_norm(self._residual(hidden, "output") + self.dropout(transformed))
+        return output, weights
+
+
+class AstromerEncoder(nn.Module):
+    """The stack of :class:`AstromerLayer` blocks."""
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(AstromerLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+
+class AstromerReconstructionHead(nn.Module):
+    """``LayerNorm`` then ``Linear(D -> 1)`` at every position: `(B, T, D)` -> `(B, T)`."""
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.norm(hidden_states)).squeeze(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pretrained models
+# ----------------------------------------------------------------------------------------------------------------------
+class AstromerPreTrainedModel(PreTrainedModel):
+    """Weight initialisation (Keras defaults: Glorot-uniform kernels, zero biases, [MASK] token 0) and loading."""
+
+    config_class = AstromerConfig
+    base_model_prefix = "astromer"
+    main_input_name = "magnitudes"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["AstromerLayer"]
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, AstromerEmbeddings) and module.mask_token is not None:
+            init.zeros_(module.mask_token)
+        elif isinstance(module, AstromerForLightCurveClassification) and module.layer_weights is not None:
+            init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
+
+
+def _check_inputs(magnitudes: torch.Tensor, times: torch.Tensor, **masks: torch.Tensor | None) -> None:
+    """Raise a clear error when the inputs do not share one `(B, T)` shape."""
+    if magnitudes.dim() != 2:
+        raise ValueError(f"`magnitudes` must have shape (batch, window), got {tuple(magnitudes.shape)}.")
+    if times.shape != magnitudes.shape:
+        raise ValueError(
+            f"`times` must have the shape of `magnitudes` {tuple(magnitudes.shape)}, got {tuple(times.shape)}."
+        )
+    for name, value in masks.items():
+        if value is not None and value.shape != magnitudes.shape:
+            raise ValueError(
+                f"`{name}` must have the shape of `magnitudes` {tuple(magnitudes.shape)}, got {tuple(value.shape)}."
+            )
+    if not torch.is_floating_point(magnitudes) or not torch.is_floating_point(times):
+        raise ValueError("`magnitudes` and `times` must be floating-point tensors.")
+
+
+def _squeeze_channel(x: torch.Tensor | None) -> torch.Tensor | None:
+    """Accept the original's `(B, T, 1)` layout as well as `(B, T)`."""
+    return x.squeeze(-1) if x is not None and x.dim() == 3 and x.shape[-1] == 1 else x
+
+
+class AstromerModel(AstromerPreTrainedModel):
+    """The bare Astromer encoder: per-observation embeddings of a light-curve window.
+
+    Example::
+
+        >>> from astromer_hf import AstromerConfig, AstromerModel
+        >>> model = AstromerModel(AstromerConfig.from_preset("astromer-1"))
+        >>> out = model(magnitudes=mags, times=times, attention_mask=attention_mask)  # mags, times: (B, T)
+        >>> out.last_hidden_state.shape  # (B, T, 256)
+    """
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__(config)
+        self.embeddings = AstromerEmbeddings(config)
+        self.encoder = AstromerEncoder(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        magnitudes: torch.Tensor,
+        times: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> AstromerModelOutput:
+        r"""
+        Args:
+            magnitudes (`torch.FloatTensor` of shape `(B, T)`):
+                Window-centred magnitudes (`(B, T, 1)` is accepted too). Padding values are ignored.
+            times (`torch.FloatTensor` of shape `(B, T)`):
+                Window-centred observation times in days.
+            attention_mask (`torch.Tensor` of shape `(B, T)`, *optional*):
+                1 for real observations, 0 for padding. Defaults to all ones.
+            masked_positions (`torch.Tensor` of shape `(B, T)`, *optional*):
+                1 where the magnitude is hidden from the model (masked modelling). With Astromer 1 settings the
+                value stays in the input and only the attention bias changes; with a [MASK] token it is replaced.
+            output_attentions (`bool`, *optional*):
+                Return the attention weights of every block (computed with eager attention).
+            output_hidden_states (`bool`, *optional*):
+                Return the input embedding and the output of every block.
+        """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        magnitudes, times = _squeeze_channel(magnitudes), _squeeze_channel(times)
+        attention_mask, masked_positions = _squeeze_channel(attention_mask), _squeeze_channel(masked_positions)
+        _check_inputs(magnitudes, times, attention_mask=attention_mask, masked_positions=masked_positions)
+
+        hidden = torch.zeros_like(magnitudes, dtype=torch.bool)
+        if attention_mask is not None:
+            hidden |= attention_mask == 0
+        if masked_positions is not None:
+            hidden |= masked_positions != 0
+
+        embedding = self.embeddings(magnitudes, times, hidden)
+        attention_bias = build_attention_bias(hidden, self.config.attention_mask_style, embedding.dtype)
+
+        all_hidden_states = (embedding,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        hidden_states = self.embeddings.dropout(embedding)
+        for layer in self.encoder.layers:
+            hidden_states, weights = layer(hidden_states, attention_bias, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        return AstromerModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+
+
+class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
+    """Astromer with the pretraining head: predicts the magnitude at every position; the loss is the masked RMSE over
+    the probed positions (spec section 2.3)."""
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__(config)
+        self.astromer = AstromerModel(config)
+        self.head = AstromerReconstructionHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        magnitudes: torch.Tensor,
+        times: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        probed_positions: torch.Tensor | None = None,
+        errors: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> AstromerMaskedReconstructionOutput:
+        r"""
+        Args:
+            magnitudes, times, attention_mask, masked_positions: as in :meth:`AstromerModel.forward`.
+            labels (`torch.FloatTensor` of shape `(B, T)`, *optional*):
+                True window-centred magnitudes (before any masking substitution). Enables `loss` and `r2`.
+            probed_positions (`torch.Tensor` of shape `(B, T)`, *optional*):
+                1 where the position enters the loss. Defaults to `masked_positions`, or to every real observation
+                when nothing is masked. Padding never enters the loss.
+            errors (`torch.FloatTensor` of shape `(B, T)`, *optional*):
+                Raw magnitude errors; required when `config.loss_weighting == "inverse_error"`.
+        """
+        outputs = self.astromer(
+            magnitudes,
+            times,
+            attention_mask=attention_mask,
+            masked_positions=masked_positions,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        reconstruction = self.head(outputs.last_hidden_state)
+
+        loss = r2 = None
+        if labels is not None:
+            labels = _squeeze_channel(labels)
+            probed_positions = _squeeze_channel(probed_positions)
+            loss_mask = self._loss_mask(reconstruction, attention_mask, masked_positions, probed_positions)
+            _check_inputs(reconstruction, labels, labels=labels)
+            weights = None
+            if self.config.loss_weighting == "inverse_error":
+                if errors is None:
+                    raise ValueError("`errors` are required when `config.loss_weighting` is 'inverse_error'.")
+                weights = inverse_error_weights(_squeeze_channel(errors).to(reconstruction.dtype), loss_mask)
+            targets = labels.to(reconstruction.dtype)
+            loss = masked_rmse(reconstruction, targets, loss_mask, weights)
+            r2 = masked_r2(reconstruction, targets, loss_mask)
+
+        return AstromerMaskedReconstructionOutput(
+            loss=loss,
+            r2=r2,
+            reconstruction=reconstruction,
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @staticmethod
+    def _loss_mask(reference, attention_mask, masked_positions, probed_positions) -> torch.Tensor:
+        """Positions in the loss: probed (or masked, or all) real observations, `(B, T)` bool."""
+        chosen = probed_positions if probed_positions is not None else masked_positions
+        loss_mask = torch.ones_like(reference, dtype=torch.bool) if chosen is None else _squeeze_channel(chosen) != 0
+        if chosen is not None and chosen.shape != reference.shape:
+            raise ValueError(f"`probed_positions` must have shape {tuple(reference.shape)}, got {tuple(chosen.shape)}.")
+        if attention_mask is not None:
+            loss_mask &= _squeeze_channel(attention_mask) != 0
+        return loss_mask
+
+
+class AstromerForLightCurveClassification(AstromerPreTrainedModel):
+    """Astromer with a classification head on pooled window embeddings (spec section 6).
+
+    Pooling (``config.classifier_pooling``): ``"mean"`` or ``"max"`` over the real observations of the last layer, or
+    ``"skip"``: with ``z_l`` the masked mean of the input embedding (``l = 0``) and of every block output, and a
+    trainable ``gamma`` of size ``L + 1`` initialised to ``1 / (L + 1)``, ``z = mean_l(softmax(gamma)_l * z_l)``.
+    The head is ``Linear -> ReLU`` for each of ``config.classifier_hidden_sizes`` (1024, 512, 256), then
+    ``LayerNorm`` and ``Linear(-> num_labels)``. With ``config.freeze_encoder`` the encoder is not trained.
+    """
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.astromer = AstromerModel(config)
+        self.layer_weights = (
+            nn.Parameter(torch.empty(config.num_hidden_layers + 1)) if config.classifier_pooling == "skip" else None
+        )
+        layers: list[nn.Module] = []
+        width = config.hidden_size
+        for size in config.classifier_hidden_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers += [nn.LayerNorm(width, eps=config.layer_norm_eps), nn.Linear(width, config.num_labels)]
+        self.classifier = nn.Sequential(*layers)
+        self.post_init()
+        self.freeze_encoder(config.freeze_encoder)
+
+    def freeze_encoder(self, freeze: bool = True) -> None:
+        """Stop (or restart) gradient updates of the encoder weights; the head always trains."""
+        self.astromer.requires_grad_(not freeze)
+
+    def pool(self, outputs: AstromerModelOutput, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled window embedding `(B, D)` from the encoder outputs and the `(B, T)` attention mask."""
+        pooling = self.config.classifier_pooling
+        if pooling == "mean":
+            return masked_mean(outputs.last_hidden_state, attention_mask)
+        if pooling == "max":
+            return masked_max(outputs.last_hidden_state, attention_mask)
+        per_layer = torch.stack([masked_mean(states, attention_mask) for states in outputs.hidden_states], dim=0)
+        gamma = torch.softmax(self.layer_weights, dim=0).to(per_layer.dtype)
+        return (gamma[:, None, None] * per_layer).mean(dim=0)
+
+    @can_return_tuple
+    def forward(
+        self,
+        magnitudes: torch.Tensor,
+        times: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> AstromerClassificationOutput:
+        r"""
+        Args:
+            magnitudes, times, attention_mask: as in :meth:`AstromerModel.forward`.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*):
+                Class indices in `[0, num_labels)`; enables the cross-entropy `loss`.
+        """
+        needs_all_layers = self.config.classifier_pooling == "skip"
+        outputs = self.astromer(
+            magnitudes,
+            times,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=bool(output_hidden_states) or needs_all_layers,
+        )
+        magnitudes = _squeeze_channel(magnitudes)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(magnitudes, dtype=torch.long)
+        pooled = self.pool(outputs, _squeeze_channel(attention_mask))
+        logits = self.classifier(pooled)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:1]:
+                raise ValueError(f"`labels` must have shape ({logits.shape[0]},), got {tuple(labels.shape)}.")
+            if labels.min() < 0 or labels.max() >= self.num_labels:
+                raise ValueError(f"`labels` must lie in [0, {self.num_labels}), got values {labels.unique().tolist()}.")
+            loss = nn.functional.cross_entropy(logits, labels.long())
+
+        return AstromerClassificationOutput(
+            loss=loss,
+            logits=logits,
+            pooled_output=pooled,
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions,
+        )
+
+
+__all__ = [
+    "AstromerPreTrainedModel",
+    "AstromerModel",
+    "AstromerForMaskedReconstruction",
+    "AstromerForLightCurveClassification",
+    "AstromerModelOutput",
+    "AstromerMaskedReconstructionOutput",
+    "AstromerClassificationOutput",
+]
