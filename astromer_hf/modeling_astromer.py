@@ -27,6 +27,14 @@ from .configuration_astromer import AstromerConfig
 # Value Astromer 2 adds to the attention logits of hidden keys (``m_alpha = -1e9`` in the original).
 KEY_MASK_VALUE = -1e9
 
+# Every Auto class a saved Astromer folder answers to with `trust_remote_code=True`, whichever head was saved.
+REMOTE_CODE_AUTO_MAP = {
+    "AutoConfig": "configuration_astromer.AstromerConfig",
+    "AutoModel": "modeling_astromer.AstromerModel",
+    "AutoModelForPreTraining": "modeling_astromer.AstromerForMaskedReconstruction",
+    "AutoModelForSequenceClassification": "modeling_astromer.AstromerForLightCurveClassification",
+}
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -408,6 +416,13 @@ class AstromerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, AstromerForLightCurveClassification) and module.layer_weights is not None:
             init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as usual; when the code is saved too (``auto_map``), map every Astromer Auto class, not only the one
+        of this head, so e.g. ``AutoModel`` loads a saved pretraining model with ``trust_remote_code=True``."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
 
 def _check_inputs(magnitudes: torch.Tensor, times: torch.Tensor, **masks: torch.Tensor | None) -> None:
     """Raise a clear error when the inputs do not share one `(B, T)` shape."""
@@ -541,6 +556,7 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
             errors (`torch.FloatTensor` of shape `(B, T)`, *optional*):
                 Raw magnitude errors; required when `config.loss_weighting == "inverse_error"`.
         """
+        attention_mask, masked_positions = _squeeze_channel(attention_mask), _squeeze_channel(masked_positions)
         outputs = self.astromer(
             magnitudes,
             times,
@@ -553,15 +569,23 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
 
         loss = r2 = None
         if labels is not None:
-            labels = _squeeze_channel(labels)
-            probed_positions = _squeeze_channel(probed_positions)
-            loss_mask = self._loss_mask(reconstruction, attention_mask, masked_positions, probed_positions)
-            _check_inputs(reconstruction, labels, labels=labels)
+            labels, probed_positions = _squeeze_channel(labels), _squeeze_channel(probed_positions)
+            errors = _squeeze_channel(errors)
+            for name, value in (("labels", labels), ("probed_positions", probed_positions), ("errors", errors)):
+                if value is not None and value.shape != reconstruction.shape:
+                    raise ValueError(
+                        f"`{name}` must have the shape of `magnitudes` {tuple(reconstruction.shape)}, "
+                        f"got {tuple(value.shape)}."
+                    )
+            chosen = probed_positions if probed_positions is not None else masked_positions
+            loss_mask = torch.ones_like(reconstruction, dtype=torch.bool) if chosen is None else chosen != 0
+            if attention_mask is not None:
+                loss_mask &= attention_mask != 0
             weights = None
             if self.config.loss_weighting == "inverse_error":
                 if errors is None:
                     raise ValueError("`errors` are required when `config.loss_weighting` is 'inverse_error'.")
-                weights = inverse_error_weights(_squeeze_channel(errors).to(reconstruction.dtype), loss_mask)
+                weights = inverse_error_weights(errors.to(reconstruction.dtype), loss_mask)
             targets = labels.to(reconstruction.dtype)
             loss = masked_rmse(reconstruction, targets, loss_mask, weights)
             r2 = masked_r2(reconstruction, targets, loss_mask)
@@ -574,17 +598,6 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-
-    @staticmethod
-    def _loss_mask(reference, attention_mask, masked_positions, probed_positions) -> torch.Tensor:
-        """Positions in the loss: probed (or masked, or all) real observations, `(B, T)` bool."""
-        chosen = probed_positions if probed_positions is not None else masked_positions
-        loss_mask = torch.ones_like(reference, dtype=torch.bool) if chosen is None else _squeeze_channel(chosen) != 0
-        if chosen is not None and chosen.shape != reference.shape:
-            raise ValueError(f"`probed_positions` must have shape {tuple(reference.shape)}, got {tuple(chosen.shape)}.")
-        if attention_mask is not None:
-            loss_mask &= _squeeze_channel(attention_mask) != 0
-        return loss_mask
 
 
 class AstromerForLightCurveClassification(AstromerPreTrainedModel):

@@ -1,0 +1,109 @@
+"""The ``astromer`` command.
+
+Subcommands:
+
+``astromer convert --from-tf PATH --out DIR``
+    Convert an original TensorFlow checkpoint (released zip or folder) into a ``save_pretrained`` folder.
+``astromer demo [--model DIR | --preset NAME]``
+    Embed the built-in example light curves and print a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert.convert_tf_checkpoint import convert_tf_checkpoint
+
+    out = convert_tf_checkpoint(args.from_tf, args.out, overwrite=args.overwrite)
+    print(f"Converted {args.from_tf} -> {out}")
+    print(f"Load it with: AutoModel.from_pretrained({str(out)!r}) after `import astromer_hf`")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from . import AstromerConfig, AstromerForMaskedReconstruction, AstromerProcessor
+    from .example_lightcurves import make_example_lightcurves
+
+    torch.manual_seed(args.seed)
+    if args.model:
+        model = AstromerForMaskedReconstruction.from_pretrained(args.model)
+        processor = AstromerProcessor.from_pretrained(args.model)
+        source = f"weights from {args.model}"
+    else:
+        config = AstromerConfig.from_preset(args.preset)
+        model = AstromerForMaskedReconstruction(config)
+        processor = AstromerProcessor.from_model_config(config)
+        source = f"RANDOM weights of the {args.preset!r} architecture (pass --model DIR for trained weights)"
+    model.eval()
+
+    curves, labels = make_example_lightcurves(n_per_class=args.per_class, seed=args.seed)
+    batch = processor(curves, mask=True, seed=args.seed)
+    with torch.no_grad():
+        out = model(**{k: batch[k] for k in ("magnitudes", "times", "attention_mask", "masked_positions", "labels",
+                                             "probed_positions")})
+        plain = model.astromer(batch["magnitudes"], batch["times"], attention_mask=batch["attention_mask"])
+    pooled = _pool_per_curve(plain.last_hidden_state, batch["attention_mask"], batch["curve_index"], len(curves))
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"Astromer demo — {source}")
+    print(f"  model: {model.config.num_hidden_layers} blocks x {model.config.hidden_size} wide, {n_params:,} parameters")
+    print(f"  data: {len(curves)} example light curves ({', '.join(sorted(set(labels)))}), "
+          f"{sum(len(c) for c in curves):,} observations")
+    print(f"  cleaning: {processor.last_cleaning_report}")
+    print(f"  windows: {batch['magnitudes'].shape[0]} of {batch['magnitudes'].shape[1]} observations")
+    print(f"  per-observation embeddings: {tuple(plain.last_hidden_state.shape)}")
+    print(f"  masked reconstruction of hidden magnitudes: RMSE {out.loss.item():.4f} mag, R2 {out.r2.item():.3f}")
+    similarity = torch.nn.functional.cosine_similarity(pooled[:, None], pooled[None], dim=-1).numpy()
+    same = np.equal.outer(labels, labels) & ~np.eye(len(labels), dtype=bool)
+    print(f"  mean cosine similarity of curve embeddings: same class {similarity[same].mean():.3f}, "
+          f"different class {similarity[~np.equal.outer(labels, labels)].mean():.3f}")
+    return 0
+
+
+def _pool_per_curve(states, attention_mask, curve_index, n_curves: int):
+    """Mean of the per-observation embeddings `(W, T, D)` over every real observation of each curve -> `(C, D)`."""
+    import torch
+
+    weights = attention_mask.to(states.dtype).unsqueeze(-1)
+    sums = torch.zeros(n_curves, states.shape[-1], dtype=states.dtype).index_add_(0, curve_index, (states * weights).sum(1))
+    counts = torch.zeros(n_curves, dtype=states.dtype).index_add_(0, curve_index, weights.sum((1, 2)))
+    return sums / counts.clamp_min(1.0)[:, None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="astromer", description="Astromer light-curve transformer tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert = commands.add_parser("convert", help="convert an original TensorFlow checkpoint")
+    convert.add_argument("--from-tf", required=True, metavar="PATH", help="released zip or checkpoint folder")
+    convert.add_argument("--out", required=True, metavar="DIR", help="output save_pretrained folder")
+    convert.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    convert.set_defaults(handler=_convert)
+
+    demo = commands.add_parser("demo", help="embed the built-in example light curves and print a summary")
+    demo.add_argument("--model", metavar="DIR", help="a save_pretrained folder (e.g. from `astromer convert`)")
+    demo.add_argument("--preset", default="astromer-1", help="architecture for random weights when --model is absent")
+    demo.add_argument("--per-class", type=int, default=3, help="example curves per class")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"astromer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
