@@ -181,7 +181,7 @@ def masked_rmse(
     """Astromer's masked RMSE: ``sqrt(mean_b(sum_i m w (y - yhat)^2 / sum_i m))``.
 
     The per-window denominator counts probed positions (it is not weighted). Windows with no probed position are
-    left out of the batch mean (the original would return NaN for them).
+    left out of the batch mean (the original would return NaN for them); a batch with none at all raises ValueError.
 
     Args:
         predictions, targets (`torch.Tensor` of shape `(B, T)`).
@@ -197,6 +197,8 @@ def masked_rmse(
         squared = squared * weights
     counts = mask.sum(dim=1)
     has_probe = counts > 0
+    if not bool(has_probe.any()):
+        raise ValueError("No position enters the loss: every window has an empty `loss_mask`.")
     per_window = squared.sum(dim=1)[has_probe] / counts[has_probe]
     return torch.sqrt(per_window.mean())
 

@@ -241,6 +241,8 @@ def test_masked_rmse_leaves_out_windows_without_probed_positions():
     y, yhat = torch.ones(2, 3), torch.zeros(2, 3)
     mask = torch.tensor([[1, 1, 0], [0, 0, 0]])
     assert masked_rmse(yhat, y, mask).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="No position enters the loss"):
+        masked_rmse(yhat, y, torch.zeros(2, 3))
 
 
 def test_masked_r2_matches_the_original_formula():

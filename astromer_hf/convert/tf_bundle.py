@@ -1,0 +1,805 @@
+"""Read and write TensorFlow "tensor bundle" checkpoints without TensorFlow.
+
+``tf.train.Checkpoint.write`` and Keras ``model.save_weights(prefix, save_format="tf")`` store variables as
+a *tensor bundle*: a small ``PREFIX.index`` file that describes every tensor, plus one or more
+``PREFIX.data-SSSSS-of-NNNNN`` shard files that hold the raw tensor bytes. This module parses both by hand
+(only NumPy is needed), following the TensorFlow tensor_bundle format and the LevelDB table format it is
+built on.
+
+The ``.index`` file (LevelDB table format)
+    A sorted string table. The last 48 bytes are the *footer*: two *block handles* (offset and size of a
+    block, each a varint), first the meta-index block and then the index block, zero-padded to 40 bytes,
+    followed by the 8-byte little-endian magic number ``0xdb4775248b80fb57``.
+
+    A *block* is a run of key/value entries followed by a restart array. Each entry is three varints
+    (``shared``: bytes taken over from the previous key, ``non_shared``: new key bytes, ``value_length``),
+    then the new key bytes and the value. Every ``restart_interval``-th entry stores its key in full
+    (``shared == 0``); the block ends with the offsets of those restart entries (uint32 each) and their count
+    (uint32). On disk every block is followed by a 5-byte trailer: the compression type (TensorFlow writes
+    0, "none", for bundles) and the masked CRC32C of the block contents plus that type byte.
+
+    The index block maps, for each data block, a separator key (not smaller than every key of that block,
+    smaller than every key of the next one) to the block handle of the data block. The meta-index block is
+    empty in bundles (no filter blocks).
+
+The table entries (tensor_bundle protos)
+    The empty key ``""`` holds a ``BundleHeaderProto`` (1: ``num_shards``, 2: ``endianness`` with 0 = little,
+    1 = big, 3: ``version`` VersionDef). Every other key is a tensor name whose value is a
+    ``BundleEntryProto``: 1 ``dtype`` (TensorFlow DataType enum), 2 ``shape`` (TensorShapeProto: repeated 2
+    ``dim`` {1 ``size``, 2 ``name``}, 3 ``unknown_rank``), 3 ``shard_id``, 4 ``offset``, 5 ``size``,
+    6 ``crc32c`` (fixed32, the masked CRC32C of the tensor bytes) and 7 ``slices`` (only for partitioned
+    variables, which this module refuses). They are decoded with the small protobuf wire-format reader below,
+    not with generated TensorFlow classes.
+
+The ``.data`` shards
+    Tensor ``name`` occupies ``size`` bytes at ``offset`` of shard ``PREFIX.data-{shard_id:05d}-of-{num_shards:05d}``.
+    Numeric tensors are plain C-ordered arrays in the bundle's byte order (always little endian in practice).
+    A string tensor of ``n`` elements is stored as ``n`` varint lengths, a uint32 masked CRC32C of the
+    lengths, then the ``n`` byte strings back to back. Both that length checksum and the entry's ``crc32c``
+    are taken over the lengths written as fixed-width little-endian uint32 (uint64 for strings above 4 GiB),
+    not over the varint bytes on disk, so for strings the entry checksum is *not* the CRC of the stored bytes.
+
+CRC32C
+    The Castagnoli CRC (reflected polynomial ``0x82F63B78``). LevelDB and TensorFlow store it *masked*:
+    ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` modulo 2**32. Small inputs are checksummed with the classic
+    256-entry table loop; large tensors with a NumPy version that runs many lanes at once and merges them
+    with the GF(2)-linear "append zero bytes" map (see :func:`crc32c`).
+
+Keras checkpoints also contain ``_CHECKPOINTABLE_OBJECT_GRAPH``, a string scalar holding the serialized
+object graph (a ``TrackableObjectGraph`` proto). :func:`read_tensor_bundle` leaves string tensors out
+unless asked for them with ``include_strings=True``; they then come back as ``object`` arrays of ``bytes``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "OBJECT_GRAPH_KEY",
+    "TensorInfo",
+    "crc32c",
+    "list_tensor_bundle",
+    "read_tensor_bundle",
+    "write_tensor_bundle",
+]
+
+#: Key under which TensorFlow stores the serialized object graph of a checkpoint (a DT_STRING scalar).
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+PathLike = str | os.PathLike[str]
+
+# --------------------------------------------------------------------------------------------------------
+# CRC32C (Castagnoli)
+# --------------------------------------------------------------------------------------------------------
+
+_CRC_POLY = 0x82F63B78
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+
+
+def _make_crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (_CRC_POLY if crc & 1 else 0)
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _make_crc_table()
+_CRC_TABLE_NP = np.array(_CRC_TABLE, dtype=np.uint32)
+# Inputs at least this long go through the vectorised CRC; each of its lanes covers _LANE_BYTES bytes.
+_VECTOR_MIN_BYTES = 1 << 14
+_LANE_BYTES = 128
+_UNIT_VECTORS = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))
+
+
+def _crc32c_table_loop(data: bytes | bytearray | memoryview) -> int:
+    crc = _U32
+    table = _CRC_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ _U32
+
+
+def _apply_linear_map(tables: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Apply a GF(2)-linear map on 32-bit words, given as 4 lookup tables (one per input byte), to ``words``."""
+    return (
+        tables[0][words & 0xFF]
+        ^ tables[1][(words >> 8) & 0xFF]
+        ^ tables[2][(words >> 16) & 0xFF]
+        ^ tables[3][words >> 24]
+    )
+
+
+@lru_cache(maxsize=None)
+def _zero_bytes_map(log2_count: int) -> np.ndarray:
+    """Lookup tables of the map "feed ``2**log2_count`` zero bytes" acting on a raw CRC32C register."""
+    if log2_count == 0:
+        images = _CRC_TABLE_NP[_UNIT_VECTORS & 0xFF] ^ (_UNIT_VECTORS >> 8)
+    else:
+        half = _zero_bytes_map(log2_count - 1)
+        images = _apply_linear_map(half, _apply_linear_map(half, _UNIT_VECTORS))
+    # Entry x of table k is the XOR of the images of the bits set in byte k of the input word.
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # (256, 8)
+    tables = np.zeros((4, 256), dtype=np.uint32)
+    for k in range(4):
+        for j in range(8):
+            tables[k, bits[:, j] == 1] ^= images[8 * k + j]
+    tables.flags.writeable = False
+    return tables
+
+
+def _crc32c_vectorised(data: np.ndarray) -> int:
+    """CRC32C of a uint8 array of at least 4 bytes, computed lane-parallel with NumPy.
+
+    Without its initial value and final inversion, the CRC register update is linear over GF(2) in the
+    (register, data) pair, so: (1) the initial value 0xFFFFFFFF is equivalent to a zero register with the
+    first 4 data bytes inverted; (2) leading zero bytes do not change a zero register, so the data can be
+    left-padded to ``lanes * _LANE_BYTES`` bytes; (3) the register of a concatenation ``A + B`` is
+    ``Z_len(B)(reg(A)) ^ reg(B)``, with ``Z_n`` the linear "feed n zero bytes" map. The lanes are run side
+    by side with the table loop, then merged pairwise in a tree, each level doubling the lane length.
+    """
+    size = data.size
+    lanes = 1 << (-(-size // _LANE_BYTES) - 1).bit_length()
+    padded = np.zeros(lanes * _LANE_BYTES, dtype=np.uint8)
+    start = padded.size - size
+    padded[start:] = data
+    padded[start : start + 4] ^= 0xFF
+    columns = np.ascontiguousarray(padded.reshape(lanes, _LANE_BYTES).T)
+    state = np.zeros(lanes, dtype=np.uint32)
+    for column in columns:
+        state = _CRC_TABLE_NP[(state ^ column) & 0xFF] ^ (state >> 8)
+    log2_lane = _LANE_BYTES.bit_length() - 1
+    while state.size > 1:
+        state = _apply_linear_map(_zero_bytes_map(log2_lane), state[0::2]) ^ state[1::2]
+        log2_lane += 1
+    return int(state[0]) ^ _U32
+
+
+def crc32c(data: bytes | bytearray | memoryview | np.ndarray) -> int:
+    """Unmasked CRC32C (Castagnoli) of ``data``; ``crc32c(b"123456789") == 0xE3069283``.
+
+    Inputs of 16 KiB or more (tensor payloads) use a NumPy lane-parallel algorithm, smaller ones (table
+    blocks, protos) the plain table loop; both give the same value.
+    """
+    if isinstance(data, np.ndarray):
+        data = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    else:
+        data = memoryview(data).cast("B")
+    if len(data) < _VECTOR_MIN_BYTES:
+        return _crc32c_table_loop(data)
+    return _crc32c_vectorised(np.frombuffer(data, dtype=np.uint8))
+
+
+def _mask(crc: int) -> int:
+    """LevelDB/TensorFlow checksum masking (keeps CRCs of data that embeds CRCs well distributed)."""
+    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+# --------------------------------------------------------------------------------------------------------
+# Protobuf wire format (just what the bundle protos need)
+# --------------------------------------------------------------------------------------------------------
+
+_WIRE_VARINT, _WIRE_FIXED64, _WIRE_BYTES, _WIRE_FIXED32 = 0, 1, 2, 5
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Decode the base-128 varint at ``buf[pos]``; return ``(value, position after it)``."""
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise ValueError("varint longer than 10 bytes")
+
+
+def _encode_varint(value: int) -> bytes:
+    if value < 0:  # negative int32/int64 fields are sent as 64-bit two's complement
+        value += 1 << 64
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _parse_message(buf: bytes) -> dict[int, list[int | bytes]]:
+    """Split a serialized protobuf message into ``{field number: [raw values in order]}``."""
+    fields: dict[int, list[int | bytes]] = {}
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _read_varint(buf, pos)
+        number, wire_type = tag >> 3, tag & 7
+        value: int | bytes
+        if wire_type == _WIRE_VARINT:
+            value, pos = _read_varint(buf, pos)
+        elif wire_type in (_WIRE_FIXED64, _WIRE_FIXED32):
+            width = 8 if wire_type == _WIRE_FIXED64 else 4
+            if pos + width > len(buf):
+                raise ValueError(f"truncated fixed-width protobuf field {number}")
+            value = int.from_bytes(buf[pos : pos + width], "little")
+            pos += width
+        elif wire_type == _WIRE_BYTES:
+            length, pos = _read_varint(buf, pos)
+            if pos + length > len(buf):
+                raise ValueError(f"truncated length-delimited protobuf field {number}")
+            value = bytes(buf[pos : pos + length])
+            pos += length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type} for field {number}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _last(fields: dict[int, list[int | bytes]], number: int, default: int | bytes = 0) -> int | bytes:
+    """Value of a singular field (the last occurrence wins, as in protobuf), or its proto3 default."""
+    values = fields.get(number)
+    return values[-1] if values else default
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    return _encode_varint(number << 3 | _WIRE_VARINT) + _encode_varint(value)
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | _WIRE_BYTES) + _encode_varint(len(payload)) + payload
+
+
+def _field_fixed32(number: int, value: int) -> bytes:
+    return _encode_varint(number << 3 | _WIRE_FIXED32) + struct.pack("<I", value)
+
+
+# --------------------------------------------------------------------------------------------------------
+# TensorFlow DataType enum <-> NumPy
+# --------------------------------------------------------------------------------------------------------
+
+_DT_STRING = 7
+_NUMERIC_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype("<f4"),  # DT_FLOAT
+    2: np.dtype("<f8"),  # DT_DOUBLE
+    3: np.dtype("<i4"),  # DT_INT32
+    4: np.dtype("u1"),  # DT_UINT8
+    5: np.dtype("<i2"),  # DT_INT16
+    6: np.dtype("i1"),  # DT_INT8
+    8: np.dtype("<c8"),  # DT_COMPLEX64
+    9: np.dtype("<i8"),  # DT_INT64
+    10: np.dtype("?"),  # DT_BOOL
+    17: np.dtype("<u2"),  # DT_UINT16
+    18: np.dtype("<c16"),  # DT_COMPLEX128
+    19: np.dtype("<f2"),  # DT_HALF
+    22: np.dtype("<u4"),  # DT_UINT32
+    23: np.dtype("<u8"),  # DT_UINT64
+}
+# Keyed by kind + itemsize so that any byte order of a NumPy dtype finds its enum value.
+_DTYPE_ENUM = {f"{dt.kind}{dt.itemsize}": enum for enum, dt in _NUMERIC_DTYPES.items()}
+_UNSUPPORTED_DTYPE_NAMES = {
+    0: "DT_INVALID",
+    11: "DT_QINT8",
+    12: "DT_QUINT8",
+    13: "DT_QINT32",
+    14: "DT_BFLOAT16",
+    15: "DT_QINT16",
+    16: "DT_QUINT16",
+    20: "DT_RESOURCE",
+    21: "DT_VARIANT",
+    24: "DT_FLOAT8_E5M2",
+    25: "DT_FLOAT8_E4M3FN",
+}
+_OBJECT = np.dtype(object)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Index parsing
+# --------------------------------------------------------------------------------------------------------
+
+_TABLE_MAGIC = 0xDB4775248B80FB57
+_FOOTER_SIZE = 48
+_HANDLES_SIZE = 40  # two block handles of at most 2 * 10 varint bytes each
+_BLOCK_TRAILER_SIZE = 5
+_BLOCK_TYPE_NONE = 0
+_BUNDLE_VERSION = 1  # TensorFlow's kTensorBundleVersion; readers refuse bundles with a larger min_consumer
+
+
+class TensorInfo(NamedTuple):
+    """Type and shape of one checkpoint tensor; ``dtype`` is ``object`` for DT_STRING tensors."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    masked_crc: int
+
+
+@dataclass(frozen=True)
+class _Index:
+    prefix: Path
+    num_shards: int
+    entries: dict[str, _Entry]  # in key order, header excluded
+
+    def shard_path(self, shard_id: int) -> Path:
+        return _shard_path(self.prefix, shard_id, self.num_shards)
+
+
+def _shard_path(prefix: Path, shard_id: int, num_shards: int) -> Path:
+    return prefix.with_name(f"{prefix.name}.data-{shard_id:05d}-of-{num_shards:05d}")
+
+
+def _read_block_handle(buf: bytes, pos: int) -> tuple[int, int, int]:
+    offset, pos = _read_varint(buf, pos)
+    size, pos = _read_varint(buf, pos)
+    return offset, size, pos
+
+
+def _read_block(table: bytes, offset: int, size: int) -> bytes:
+    """Block contents at ``offset`` after checking its trailer (compression type and masked CRC32C)."""
+    end = offset + size
+    if end + _BLOCK_TRAILER_SIZE > len(table) - _FOOTER_SIZE:
+        raise ValueError(f"block [{offset}, {end}) runs past the end of the table (file truncated?)")
+    contents = table[offset:end]
+    block_type = table[end]
+    (stored_crc,) = struct.unpack_from("<I", table, end + 1)
+    if _mask(crc32c(table[offset : end + 1])) != stored_crc:
+        raise ValueError(f"CRC32C mismatch in the table block at offset {offset} (file corrupted)")
+    if block_type != _BLOCK_TYPE_NONE:
+        kind = {1: "Snappy", 2: "Zstd"}.get(block_type, f"type {block_type}")
+        raise ValueError(f"block at offset {offset} is {kind}-compressed; only uncompressed blocks are supported")
+    return contents
+
+
+def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
+    """Decode all key/value entries of one block (prefix-compressed keys, restart array at the end)."""
+    if len(block) < 4:
+        raise ValueError("table block shorter than its restart count")
+    (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+    entries_end = len(block) - 4 - 4 * num_restarts
+    if entries_end < 0:
+        raise ValueError(f"table block claims {num_restarts} restart points, more than fit in it")
+    entries = []
+    key = b""
+    pos = 0
+    while pos < entries_end:
+        shared, pos = _read_varint(block, pos)
+        non_shared, pos = _read_varint(block, pos)
+        value_length, pos = _read_varint(block, pos)
+        if shared > len(key) or pos + non_shared + value_length > entries_end:
+            raise ValueError("malformed entry in table block")
+        key = key[:shared] + block[pos : pos + non_shared]
+        pos += non_shared
+        entries.append((key, block[pos : pos + value_length]))
+        pos += value_length
+    return entries
+
+
+def _table_entries(path: Path) -> list[tuple[bytes, bytes]]:
+    """All key/value pairs of a LevelDB-format table file, in key order."""
+    table = path.read_bytes()
+    if len(table) < _FOOTER_SIZE:
+        raise ValueError(f"only {len(table)} bytes, shorter than the {_FOOTER_SIZE}-byte table footer (truncated?)")
+    footer = table[-_FOOTER_SIZE:]
+    (magic,) = struct.unpack_from("<Q", footer, _HANDLES_SIZE)
+    if magic != _TABLE_MAGIC:
+        raise ValueError(f"bad table magic number 0x{magic:016x} (not a tensor-bundle index, or truncated)")
+    _, _, pos = _read_block_handle(footer, 0)  # the meta-index block is unused by bundles
+    index_offset, index_size, _ = _read_block_handle(footer, pos)
+    entries = []
+    for _, handle in _block_entries(_read_block(table, index_offset, index_size)):
+        offset, size, _ = _read_block_handle(handle, 0)
+        entries.extend(_block_entries(_read_block(table, offset, size)))
+    return entries
+
+
+def _parse_entry(name: str, value: bytes) -> _Entry:
+    fields = _parse_message(value)
+    if 7 in fields:
+        raise ValueError(f"tensor {name!r} is a partitioned (sliced) variable, which is not supported")
+    dtype_enum = int(_last(fields, 1))
+    if dtype_enum == _DT_STRING:
+        dtype = _OBJECT
+    elif dtype_enum in _NUMERIC_DTYPES:
+        dtype = _NUMERIC_DTYPES[dtype_enum]
+    else:
+        dtype_name = _UNSUPPORTED_DTYPE_NAMES.get(dtype_enum, f"DataType enum {dtype_enum}")
+        raise ValueError(f"tensor {name!r} has unsupported dtype {dtype_name}")
+    shape_fields = _parse_message(bytes(_last(fields, 2, b"")))
+    if _last(shape_fields, 3):
+        raise ValueError(f"tensor {name!r} has a shape of unknown rank")
+    shape = tuple(_signed64(int(_last(_parse_message(dim), 1))) for dim in shape_fields.get(2, []))
+    if any(size < 0 for size in shape):
+        raise ValueError(f"tensor {name!r} has an undefined dimension in its shape {shape}")
+    return _Entry(
+        name=name,
+        dtype=dtype,
+        shape=shape,
+        shard_id=_signed64(int(_last(fields, 3))),
+        offset=_signed64(int(_last(fields, 4))),
+        size=_signed64(int(_last(fields, 5))),
+        masked_crc=int(_last(fields, 6)),
+    )
+
+
+def _parse_index(index_path: Path) -> _Index:
+    """Decode the header and every ``BundleEntryProto`` of a ``.index`` file; errors name the file."""
+    try:
+        items = _table_entries(index_path)
+        if not items or items[0][0] != b"":
+            raise ValueError("no bundle header (the entry with the empty key) in the table")
+        header = _parse_message(items[0][1])
+        num_shards = _signed64(int(_last(header, 1)))
+        if num_shards < 1:
+            raise ValueError(f"bundle header declares {num_shards} shards")
+        if _last(header, 2) != 0:
+            raise ValueError("big-endian tensor bundles are not supported")
+        min_consumer = _signed64(int(_last(_parse_message(bytes(_last(header, 3, b""))), 2)))
+        if min_consumer > _BUNDLE_VERSION:
+            raise ValueError(
+                f"bundle needs a reader of format version >= {min_consumer}; this one reads {_BUNDLE_VERSION}"
+            )
+        entries = {}
+        for key, value in items[1:]:
+            entry = _parse_entry(key.decode("utf-8"), value)
+            if not 0 <= entry.shard_id < num_shards:
+                raise ValueError(f"tensor {entry.name!r} refers to shard {entry.shard_id} of {num_shards}")
+            entries[entry.name] = entry
+    except ValueError as exc:
+        raise ValueError(f"{index_path}: {exc}") from exc
+    return _Index(prefix=index_path.with_suffix(""), num_shards=num_shards, entries=entries)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Locating a bundle
+# --------------------------------------------------------------------------------------------------------
+
+_CHECKPOINT_STATE_FILE = "checkpoint"
+_MODEL_CHECKPOINT_PATH = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.MULTILINE)
+
+
+def _prefix_from_checkpoint_state(folder: Path) -> Path | None:
+    """Prefix named by ``model_checkpoint_path`` in the folder's ``checkpoint`` file, if it exists on disk."""
+    state = folder / _CHECKPOINT_STATE_FILE
+    if not state.is_file():
+        return None
+    match = _MODEL_CHECKPOINT_PATH.search(state.read_text(encoding="utf-8", errors="replace"))
+    if match is None:
+        return None
+    named = Path(match.group(1))
+    # Relative paths are relative to the folder; an absolute path from another machine falls back to its name.
+    for prefix in (folder / named, folder / named.name):
+        if prefix.with_name(prefix.name + ".index").is_file():
+            return prefix
+    return None
+
+
+def _index_path(path: PathLike) -> Path:
+    """Resolve a bundle prefix, ``.index`` file or checkpoint folder to the ``.index`` file."""
+    path = Path(path)
+    if path.is_dir():
+        indexes = sorted(path.glob("*.index"))
+        if len(indexes) == 1:
+            return indexes[0]
+        if not indexes:
+            raise FileNotFoundError(f"no tensor-bundle index (*.index) in {path}")
+        prefix = _prefix_from_checkpoint_state(path)
+        if prefix is None:
+            names = ", ".join(p.name for p in indexes)
+            raise ValueError(
+                f"{path} holds several bundles ({names}) and no usable '{_CHECKPOINT_STATE_FILE}' file; "
+                "pass the prefix of the one to read"
+            )
+        return prefix.with_name(prefix.name + ".index")
+    index = path if path.name.endswith(".index") else path.with_name(path.name + ".index")
+    if not index.is_file():
+        raise FileNotFoundError(f"tensor-bundle index not found: {index}")
+    return index
+
+
+# --------------------------------------------------------------------------------------------------------
+# Public reader API
+# --------------------------------------------------------------------------------------------------------
+
+
+def list_tensor_bundle(path: PathLike) -> dict[str, TensorInfo]:
+    """Name, dtype and shape of every tensor in a bundle, in key order, without reading the data shards.
+
+    ``path`` may be the bundle prefix (``.../weights``), its ``.index`` file, or a folder (see
+    :func:`read_tensor_bundle`). String tensors, including :data:`OBJECT_GRAPH_KEY`, are listed with dtype
+    ``object``.
+    """
+    index = _parse_index(_index_path(path))
+    return {name: TensorInfo(entry.dtype, entry.shape) for name, entry in index.entries.items()}
+
+
+def _checksummed_lengths(lengths: list[int]) -> bytes:
+    """The bytes TensorFlow checksums for string lengths: uint32 little endian each (uint64 above 4 GiB)."""
+    return b"".join(struct.pack("<I" if n <= _U32 else "<Q", n) for n in lengths)
+
+
+def _decode_strings(buf: bytearray, count: int, masked_crc: int) -> list[bytes]:
+    """Split a DT_STRING payload into its ``count`` strings, verifying both of its checksums.
+
+    Layout: ``count`` varint lengths, the masked CRC32C of the lengths (taken over their fixed-width form,
+    see :func:`_checksummed_lengths`, not over the varints), then the strings. The entry's checksum covers
+    the fixed-width lengths, the 4 stored length-checksum bytes and the strings.
+    """
+    if not buf and not count:
+        return []
+    lengths = []
+    pos = 0
+    for _ in range(count):
+        length, pos = _read_varint(buf, pos)
+        lengths.append(length)
+    if pos + 4 + sum(lengths) != len(buf):
+        raise ValueError("string lengths do not add up to the stored size")
+    fixed_lengths = _checksummed_lengths(lengths)
+    (length_crc,) = struct.unpack_from("<I", buf, pos)
+    if _mask(crc32c(fixed_lengths)) != length_crc:
+        raise ValueError("CRC32C mismatch in the string lengths (data file corrupted)")
+    if _mask(crc32c(fixed_lengths + buf[pos:])) != masked_crc:
+        raise ValueError("CRC32C mismatch (data file corrupted)")
+    pos += 4
+    strings = []
+    for length in lengths:
+        strings.append(bytes(buf[pos : pos + length]))
+        pos += length
+    return strings
+
+
+def _read_payload(shard: Path, handle: BinaryIO, entry: _Entry) -> bytearray:
+    handle.seek(entry.offset)
+    buf = bytearray(entry.size)
+    got = handle.readinto(buf)
+    if got != entry.size:
+        raise ValueError(
+            f"{shard}: truncated; tensor {entry.name!r} needs bytes [{entry.offset}, {entry.offset + entry.size}) "
+            f"but only {got} of its {entry.size} bytes are there"
+        )
+    return buf
+
+
+def _to_array(shard: Path, entry: _Entry, buf: bytearray) -> np.ndarray:
+    """Checksum-verified array of one tensor from its stored bytes."""
+    count = int(np.prod(entry.shape, dtype=np.int64))
+    if entry.dtype == _OBJECT:
+        try:
+            strings = _decode_strings(buf, count, entry.masked_crc)
+        except ValueError as exc:
+            raise ValueError(f"{shard}: tensor {entry.name!r}: {exc}") from exc
+        array = np.empty(count, dtype=object)
+        array[:] = strings
+        return array.reshape(entry.shape)
+    if _mask(crc32c(buf)) != entry.masked_crc:
+        raise ValueError(f"{shard}: CRC32C mismatch for tensor {entry.name!r} (data file corrupted)")
+    if entry.size != count * entry.dtype.itemsize:
+        raise ValueError(
+            f"{shard}: tensor {entry.name!r} has {entry.size} bytes, but {entry.dtype} {entry.shape} needs "
+            f"{count * entry.dtype.itemsize}"
+        )
+    return np.frombuffer(buf, dtype=entry.dtype).reshape(entry.shape)
+
+
+def read_tensor_bundle(path: PathLike, *, include_strings: bool = False) -> dict[str, np.ndarray]:
+    """Read every tensor of a TensorFlow tensor-bundle checkpoint into NumPy arrays.
+
+    Args:
+        path: the bundle prefix (``.../weights``, as given to ``save_weights``), its ``.index`` file, or a
+            folder. A folder must contain exactly one ``*.index``, or a ``checkpoint`` state file whose
+            ``model_checkpoint_path`` names one of them.
+        include_strings: string (DT_STRING) tensors, such as the object graph stored under
+            :data:`OBJECT_GRAPH_KEY`, are skipped by default; with ``True`` they are returned as ``object``
+            arrays of ``bytes``.
+
+    Returns:
+        ``{checkpoint key: array}`` in key order, keys exactly as stored (for Keras, e.g.
+        ``layer_with_weights-0/inp_transform/kernel/.ATTRIBUTES/VARIABLE_VALUE``). Numeric arrays have the
+        stored dtype and shape (0-d for scalars) and are bit-exact copies of the stored values.
+
+    Raises:
+        FileNotFoundError: no index, or a data shard is missing (the message names the path).
+        ValueError: a malformed, truncated or corrupted file (CRC32C mismatch), an unsupported dtype, a
+            big-endian bundle or a partitioned variable; the message names the file and, for data
+            problems, the tensor.
+    """
+    index = _parse_index(_index_path(path))
+    wanted = [e for e in index.entries.values() if include_strings or e.dtype != _OBJECT]
+    arrays: dict[str, np.ndarray] = {}
+    for shard_id in sorted({e.shard_id for e in wanted}):
+        shard = index.shard_path(shard_id)
+        if not shard.is_file():
+            raise FileNotFoundError(f"tensor-bundle data shard not found: {shard}")
+        with shard.open("rb") as handle:
+            for entry in sorted((e for e in wanted if e.shard_id == shard_id), key=lambda e: e.offset):
+                arrays[entry.name] = _to_array(shard, entry, _read_payload(shard, handle, entry))
+    return {e.name: arrays[e.name] for e in wanted}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------------------
+
+_BLOCK_SIZE = 4096  # LevelDB's default target size of a data block
+_RESTART_INTERVAL = 16
+
+
+class _BlockBuilder:
+    """Accumulates sorted key/value entries into one table block with prefix-compressed keys."""
+
+    def __init__(self, restart_interval: int) -> None:
+        self._restart_interval = restart_interval
+        self._buffer = bytearray()
+        self._restarts = [0]
+        self._since_restart = 0
+        self._last_key = b""
+
+    @property
+    def empty(self) -> bool:
+        return not self._buffer
+
+    def add(self, key: bytes, value: bytes) -> None:
+        shared = 0
+        if self._since_restart < self._restart_interval:
+            limit = min(len(key), len(self._last_key))
+            while shared < limit and key[shared] == self._last_key[shared]:
+                shared += 1
+        else:
+            self._restarts.append(len(self._buffer))
+            self._since_restart = 0
+        self._buffer += _encode_varint(shared) + _encode_varint(len(key) - shared) + _encode_varint(len(value))
+        self._buffer += key[shared:] + value
+        self._last_key = key
+        self._since_restart += 1
+
+    def estimated_size(self) -> int:
+        return len(self._buffer) + 4 * len(self._restarts) + 4
+
+    def finish(self) -> bytes:
+        return bytes(self._buffer) + struct.pack(f"<{len(self._restarts) + 1}I", *self._restarts, len(self._restarts))
+
+
+def _shortest_separator(start: bytes, limit: bytes) -> bytes:
+    """A short key ``k`` with ``start <= k < limit`` (LevelDB's bytewise FindShortestSeparator)."""
+    common = 0
+    while common < min(len(start), len(limit)) and start[common] == limit[common]:
+        common += 1
+    if common < min(len(start), len(limit)):
+        byte = start[common]
+        if byte < 0xFF and byte + 1 < limit[common]:
+            return start[:common] + bytes([byte + 1])
+    return start
+
+
+def _short_successor(key: bytes) -> bytes:
+    """A short key not smaller than ``key`` (LevelDB's bytewise FindShortSuccessor)."""
+    for i, byte in enumerate(key):
+        if byte != 0xFF:
+            return key[:i] + bytes([byte + 1])
+    return key
+
+
+def _build_table(items: list[tuple[bytes, bytes]]) -> bytes:
+    """Serialize sorted key/value pairs as a LevelDB-format table with uncompressed blocks."""
+    out = bytearray()
+
+    def write_block(contents: bytes) -> bytes:
+        handle = _encode_varint(len(out)) + _encode_varint(len(contents))
+        trailer_type = bytes([_BLOCK_TYPE_NONE])
+        out.extend(contents + trailer_type + struct.pack("<I", _mask(crc32c(contents + trailer_type))))
+        return handle
+
+    data_block = _BlockBuilder(_RESTART_INTERVAL)
+    index_block = _BlockBuilder(1)
+    pending_handle: bytes | None = None
+    last_key = b""
+    for key, value in items:
+        if pending_handle is not None:
+            index_block.add(_shortest_separator(last_key, key), pending_handle)
+            pending_handle = None
+        data_block.add(key, value)
+        last_key = key
+        if data_block.estimated_size() >= _BLOCK_SIZE:
+            pending_handle = write_block(data_block.finish())
+            data_block = _BlockBuilder(_RESTART_INTERVAL)
+    if not data_block.empty:
+        pending_handle = write_block(data_block.finish())
+    if pending_handle is not None:
+        index_block.add(_short_successor(last_key), pending_handle)
+    metaindex_handle = write_block(_BlockBuilder(_RESTART_INTERVAL).finish())
+    index_handle = write_block(index_block.finish())
+    out += (metaindex_handle + index_handle).ljust(_HANDLES_SIZE, b"\0") + struct.pack("<Q", _TABLE_MAGIC)
+    return bytes(out)
+
+
+def _encode_strings(name: str, array: np.ndarray) -> tuple[bytes, int]:
+    """DT_STRING payload of ``array`` and its masked entry checksum (see :func:`_decode_strings`)."""
+    strings = []
+    for item in array.reshape(-1):
+        if not isinstance(item, bytes):
+            raise TypeError(f"string tensor {name!r} must hold bytes, got {type(item).__name__}")
+        strings.append(bytes(item))
+    lengths = [len(s) for s in strings]
+    fixed_lengths = _checksummed_lengths(lengths)
+    length_crc = struct.pack("<I", _mask(crc32c(fixed_lengths)))
+    joined = b"".join(strings)
+    payload = b"".join(_encode_varint(n) for n in lengths) + length_crc + joined
+    return payload, _mask(crc32c(fixed_lengths + length_crc + joined))
+
+
+def _encode_tensor(name: str, value: np.ndarray) -> tuple[int, bytes, int]:
+    """``(DataType enum, payload bytes, masked checksum)`` of one tensor."""
+    array = np.asarray(value)
+    if array.dtype.kind in "SO":
+        return (_DT_STRING, *_encode_strings(name, array))
+    enum = _DTYPE_ENUM.get(f"{array.dtype.kind}{array.dtype.itemsize}")
+    if enum is None:
+        raise TypeError(f"tensor {name!r}: dtype {array.dtype} has no TensorFlow DataType equivalent")
+    payload = np.ascontiguousarray(array, dtype=_NUMERIC_DTYPES[enum]).tobytes()
+    return enum, payload, _mask(crc32c(payload))
+
+
+def _encode_entry(dtype_enum: int, shape: tuple[int, ...], offset: int, size: int, masked_crc: int) -> bytes:
+    """Serialize a ``BundleEntryProto`` as proto3 does (fields in order, zero scalars omitted)."""
+    dims = b"".join(_field_bytes(2, _field_varint(1, d) if d else b"") for d in shape)
+    entry = _field_varint(1, dtype_enum) + _field_bytes(2, dims)
+    if offset:
+        entry += _field_varint(4, offset)
+    if size:
+        entry += _field_varint(5, size)
+    if masked_crc:
+        entry += _field_fixed32(6, masked_crc)
+    return entry
+
+
+def write_tensor_bundle(prefix: PathLike, tensors: Mapping[str, np.ndarray]) -> None:
+    """Write ``tensors`` as a single-shard TensorFlow tensor bundle ``PREFIX.index`` + ``PREFIX.data-00000-of-00001``.
+
+    The output follows the format as TensorFlow's ``BundleWriter`` produces it: tensor bytes in the order of
+    ``tensors``, index entries sorted by key after the header (1 shard, little endian, format version 1),
+    uncompressed table blocks of about 4 KiB with a restart point every 16 keys, masked CRC32C per block and
+    per tensor. Numeric arrays of any NumPy dtype that TensorFlow has are written as little-endian raw
+    bytes; arrays of ``bytes`` (dtype ``S`` or ``object``) become DT_STRING tensors.
+    """
+    prefix = Path(prefix)
+    if "" in tensors:
+        raise ValueError("the empty key is reserved for the bundle header")
+    header = _field_varint(1, 1) + _field_bytes(3, _field_varint(1, _BUNDLE_VERSION))
+    items = [(b"", header)]
+    entries = {}
+    offset = 0
+    with _shard_path(prefix, 0, 1).open("wb") as data_file:
+        for name, value in tensors.items():
+            dtype_enum, payload, masked_crc = _encode_tensor(name, value)
+            data_file.write(payload)
+            shape = tuple(int(d) for d in np.shape(value))
+            entries[name.encode("utf-8")] = _encode_entry(dtype_enum, shape, offset, len(payload), masked_crc)
+            offset += len(payload)
+    items.extend(sorted(entries.items()))
+    prefix.with_name(prefix.name + ".index").write_bytes(_build_table(items))
