@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from keras_files import write_keras2_layers
 
 from astromer_hf.convert import tf_bundle
 from astromer_hf.convert.keras_h5 import read_keras_h5
@@ -381,18 +382,7 @@ def write_keras2_h5(path: Path, weights: dict[str, np.ndarray], full_model: bool
     for key, array in weights.items():
         layer, name = keras_weight_name(key)
         by_layer[layer].append((name, array))
-    with h5py.File(path, "w") as h5:
-        root = h5
-        if full_model:
-            h5.attrs["model_config"] = b'{"class_name": "Functional"}'
-            h5.create_group("optimizer_weights").create_dataset("Adam/iter:0", data=np.int64(5))
-            root = h5.create_group("model_weights")
-        root.attrs["layer_names"] = np.array([name.encode() for name in by_layer])
-        for layer, items in by_layer.items():
-            group = root.create_group(layer)
-            group.attrs["weight_names"] = np.array([name.encode() for name, _ in items])
-            for name, array in items:
-                group.create_dataset(name, data=array)
+    write_keras2_layers(path, by_layer, full_model)
     return [name for items in by_layer.values() for name, _ in items]
 
 

@@ -289,9 +289,13 @@ def convert_tf_checkpoint(source: str | Path, output_dir: str | Path, overwrite:
             AstromerProcessor.from_model_config(config).save_pretrained(staging)
             card = render_model_card(config, checkpoint, source, checksums, n_params)
             (staging / "README.md").write_text(card)
-            if output_dir.exists():
-                shutil.rmtree(output_dir)
-            staging.rename(output_dir)
+            if output_dir.exists():  # swap, so the old folder survives any failure before the new one is in place
+                replaced = staging.with_name(staging.name + ".replaced")
+                output_dir.rename(replaced)
+                staging.rename(output_dir)
+                shutil.rmtree(replaced)
+            else:
+                staging.rename(output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
