@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 
@@ -31,6 +32,8 @@ def _demo(args: argparse.Namespace) -> int:
     from . import AstromerConfig, AstromerForMaskedReconstruction, AstromerProcessor
     from .example_lightcurves import make_example_lightcurves
 
+    if args.per_class < 2:
+        raise ValueError(f"--per-class must be at least 2 to compare curves of the same class, got {args.per_class}.")
     torch.manual_seed(args.seed)
     if args.model:
         model = AstromerForMaskedReconstruction.from_pretrained(args.model)
@@ -56,14 +59,16 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  model: {model.config.num_hidden_layers} blocks x {model.config.hidden_size} wide, {n_params:,} parameters")
     print(f"  data: {len(curves)} example light curves ({', '.join(sorted(set(labels)))}), "
           f"{sum(len(c) for c in curves):,} observations")
-    print(f"  cleaning: {processor.last_cleaning_report}")
-    print(f"  windows: {batch['magnitudes'].shape[0]} of {batch['magnitudes'].shape[1]} observations")
+    print("  cleaning:\n" + textwrap.indent(str(processor.last_cleaning_report), "    "))
+    print(f"  windows: {batch['magnitudes'].shape[0]} of up to {batch['magnitudes'].shape[1]} observations")
     print(f"  per-observation embeddings: {tuple(plain.last_hidden_state.shape)}")
     print(f"  masked reconstruction of hidden magnitudes: RMSE {out.loss.item():.4f} mag, R2 {out.r2.item():.3f}")
-    similarity = torch.nn.functional.cosine_similarity(pooled[:, None], pooled[None], dim=-1).numpy()
-    same = np.equal.outer(labels, labels) & ~np.eye(len(labels), dtype=bool)
-    print(f"  mean cosine similarity of curve embeddings: same class {similarity[same].mean():.3f}, "
-          f"different class {similarity[~np.equal.outer(labels, labels)].mean():.3f}")
+    centred = pooled - pooled.mean(dim=0, keepdim=True)
+    similarity = torch.nn.functional.cosine_similarity(centred[:, None], centred[None], dim=-1).numpy()
+    np.fill_diagonal(similarity, -np.inf)
+    agree = sum(labels[i] == labels[j] for i, j in enumerate(similarity.argmax(axis=1)))
+    print(f"  nearest neighbour of each curve's mean embedding has the same class: {agree}/{len(labels)} "
+          f"(chance ~{(args.per_class - 1) / (len(labels) - 1):.2f})")
     return 0
 
 

@@ -1,0 +1,44 @@
+"""The README's two commands: CI runs the test command verbatim, and the main job's command runs."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from astromer_hf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_readme_has_exactly_two_commands_and_ci_runs_the_test_command():
+    main_job, tests = readme_commands()
+    assert main_job.startswith("bash scripts/setup.sh && ") and tests.startswith("bash scripts/setup.sh && ")
+    assert "pytest" in tests
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert tests in ci
+
+
+def test_readme_main_job_runs(tmp_path):
+    main_job = readme_commands()[0].removeprefix("bash scripts/setup.sh && ")
+    if not (ROOT / ".venv" / "bin" / "astromer").exists():
+        pytest.skip("the README's environment (.venv, made by scripts/setup.sh) is not set up")
+    result = subprocess.run(main_job, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RANDOM weights" in result.stdout
+    assert "per-observation embeddings: (" in result.stdout and "cleaning:" in result.stdout
+
+
+def test_demo_with_converted_weights(reference_dir, tmp_path, capsys):
+    out = tmp_path / "astromer-1-macho"
+    assert main(["convert", "--from-tf", str(reference_dir / "macho_a0.zip"), "--out", str(out)]) == 0
+    assert main(["demo", "--model", str(out), "--per-class", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"weights from {out}" in printed and "661,505 parameters" in printed
+    rmse = float(re.search(r"RMSE ([0-9.]+) mag", printed).group(1))
+    assert 0.0 < rmse < 1.0
