@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import torch
 
-from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction
+from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction, AstromerProcessor
 
 LOADER = textwrap.dedent(
     """
@@ -24,13 +24,16 @@ LOADER = textwrap.dedent(
     sys.meta_path.insert(0, BlockAstromerHF())
     import numpy as np
     import torch
-    from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
+    from transformers import AutoFeatureExtractor, AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
 
     folder, inputs, output = sys.argv[1:4]
     batch = {k: torch.from_numpy(v) for k, v in np.load(inputs).items()}
     encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     pretraining = AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True).eval()
     classifier = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True, num_labels=5)
+    processor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+    curves = [np.column_stack([np.arange(n) * 1.7 + 50000.0, np.sin(np.arange(n)), np.full(n, 0.05)]) for n in (30, 250)]
+    windows = processor(curves, mask=True, seed=3)
     assert "astromer_hf" not in sys.modules
     with torch.no_grad():
         np.savez(
@@ -39,6 +42,9 @@ LOADER = textwrap.dedent(
             reconstruction=pretraining(**batch).reconstruction.numpy(),
             n_classes=classifier.eval()(**batch).logits.shape[-1],
             module=type(encoder).__module__,
+            processor_module=type(processor).__module__,
+            window_size=processor.window_size,
+            **{f"processed_{k}": v.numpy() for k, v in windows.items()},
         )
     """
 )
@@ -50,7 +56,10 @@ def test_saved_model_loads_with_trust_remote_code_without_the_package(tmp_path):
     model = AstromerForMaskedReconstruction(config).eval()
     folder = tmp_path / "model"
     model.save_pretrained(folder)
-    assert {"configuration_astromer.py", "modeling_astromer.py"} <= {p.name for p in folder.iterdir()}
+    processor = AstromerProcessor(window_size=120, windows="legacy")
+    processor.save_pretrained(folder)
+    code = {"configuration_astromer.py", "modeling_astromer.py", "processing_astromer.py", "lightcurves.py", "masking.py"}
+    assert code <= {p.name for p in folder.iterdir()}
     auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
     assert set(auto_map) == {"AutoConfig", "AutoModel", "AutoModelForPreTraining", "AutoModelForSequenceClassification"}
 
@@ -81,3 +90,8 @@ def test_saved_model_loads_with_trust_remote_code_without_the_package(tmp_path):
     np.testing.assert_array_equal(outputs["embedding"], expected.last_hidden_state.numpy())
     np.testing.assert_array_equal(outputs["reconstruction"], expected.reconstruction.numpy())
     assert int(outputs["n_classes"]) == 5
+    assert "astromer_hf" not in str(outputs["processor_module"]) and int(outputs["window_size"]) == 120
+    curves = [np.column_stack([np.arange(n) * 1.7 + 50000.0, np.sin(np.arange(n)), np.full(n, 0.05)]) for n in (30, 250)]
+    expected_windows = processor(curves, mask=True, seed=3)
+    for key, value in expected_windows.items():
+        np.testing.assert_array_equal(outputs[f"processed_{key}"], value.numpy())
