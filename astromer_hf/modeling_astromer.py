@@ -629,8 +629,17 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         self.post_init()
         self.freeze_encoder(config.freeze_encoder)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As :meth:`PreTrainedModel.from_pretrained`, then applies ``config.freeze_encoder`` to the loaded weights."""
+        model = super().from_pretrained(*args, **kwargs)
+        model.freeze_encoder(model.config.freeze_encoder)
+        return model
+
     def freeze_encoder(self, freeze: bool = True) -> None:
-        """Stop (or restart) gradient updates of the encoder weights; the head always trains."""
+        """Stop (or restart) training the encoder: sets ``config.freeze_encoder`` and the encoder's
+        ``requires_grad``. A frozen encoder also runs without building a graph; the head always trains."""
+        self.config.freeze_encoder = freeze
         self.astromer.requires_grad_(not freeze)
 
     def pool(self, outputs: AstromerModelOutput, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -662,13 +671,14 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
                 Class indices in `[0, num_labels)`; enables the cross-entropy `loss`.
         """
         needs_all_layers = self.config.classifier_pooling == "skip"
-        outputs = self.astromer(
-            magnitudes,
-            times,
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=bool(output_hidden_states) or needs_all_layers,
-        )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
+            outputs = self.astromer(
+                magnitudes,
+                times,
+                attention_mask=attention_mask,
+                output_attentions=output_attentions,
+                output_hidden_states=bool(output_hidden_states) or needs_all_layers,
+            )
         magnitudes = _squeeze_channel(magnitudes)
         if attention_mask is None:
             attention_mask = torch.ones_like(magnitudes, dtype=torch.long)

@@ -378,8 +378,14 @@ def test_auto_classes_resolve_to_astromer(tmp_path):
     batch = make_batch()
     assert torch.equal(encoder(**batch).last_hidden_state, pretraining(**batch).last_hidden_state)
     assert isinstance(AutoModelForPreTraining.from_pretrained(tmp_path), AstromerForMaskedReconstruction)
-    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=4)
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=4, freeze_encoder=True)
     assert isinstance(classifier, AstromerForLightCurveClassification)
     assert classifier.classifier[-1].out_features == 4
+    assert torch.allclose(classifier.layer_weights, torch.full((3,), 1 / 3))  # new head initialised, not random
+    assert not any(p.requires_grad for p in classifier.astromer.parameters())
+    batch.pop("masked_positions")
+    classifier(**batch, labels=torch.tensor([0, 1, 3])).loss.backward()
+    assert all(p.grad is None for p in classifier.astromer.parameters())
+    assert classifier.classifier[0].weight.grad is not None and classifier.layer_weights.grad is not None
     assert torch.equal(classifier.astromer.encoder.layers[0].intermediate.weight,
                        pretraining.astromer.encoder.layers[0].intermediate.weight)

@@ -2,6 +2,7 @@
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,13 @@ def test_demo_with_converted_weights(reference_dir, tmp_path, capsys):
     assert f"weights from {out}" in printed and "661,505 parameters" in printed
     rmse = float(re.search(r"RMSE ([0-9.]+) mag", printed).group(1))
     assert 0.0 < rmse < 1.0
+
+
+def test_python_dash_m_runs_the_astromer_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "astromer_hf", "convert", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "--from-tf" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "astromer_hf", "demo", "--per-class", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--per-class must be at least 2" in result.stderr
