@@ -370,11 +370,36 @@ def clean_lightcurves(
     Raises:
         ValueError: if no curve survives.
     """
+    rows, kept, lengths, report = select_clean_rows(curves, max_error=max_error, min_observations=min_observations)
+    values = curves.values
+    unchanged = len(rows) == len(values) and report.resorted_curves == 0
+    cleaned = RaggedCurves(
+        values if unchanged else values[rows], np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    )
+    if report.curves_out == 0:
+        raise ValueError(f"no light curve left after cleaning (min_observations={min_observations}):\n{report}")
+    if report.changed:
+        logger.warning("%s", report)
+    return cleaned, kept, report
+
+
+def select_clean_rows(
+    curves: RaggedCurves, *, max_error: float | None = 1.0, min_observations: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, CleaningReport]:
+    """The rows the cleaning rules of :func:`clean_lightcurves` keep, without gathering, logging or raising.
+
+    Use it to apply the same selection to columns other than ``[time, mag, err]`` (fluxes, flags).
+
+    Returns:
+        ``(rows, kept, lengths, report)``: int64 indices into ``curves.values`` of the surviving rows, curve by
+        curve and time-sorted; the int64 ``[C_out]`` input indices of the surviving curves; their int64 lengths;
+        and the :class:`CleaningReport`.
+    """
     values = curves.values
     finite = np.isfinite(values[:, 0]) & np.isfinite(values[:, 1]) & np.isfinite(values[:, 2])
     error = values[:, 2]
     good_error = error > 0 if max_error is None else (error > 0) & (error < max_error)
-    # Work on row indices and 1-D columns; the [N, 3] values are gathered once at the end.
+    # Work on row indices and 1-D columns; the [N, 3] values are gathered once by the caller.
     keep = finite & good_error
     rows = np.flatnonzero(keep)
     owner = np.repeat(np.arange(curves.n_curves, dtype=np.int64), _count_per_curve(keep, curves.offsets))
@@ -390,11 +415,6 @@ def clean_lightcurves(
     is_short = lengths < min_observations
     rows = rows[~is_short[owner]]
     kept = np.flatnonzero(~is_short).astype(np.int64)
-    unchanged = len(rows) == len(values) and n_resorted == 0
-    cleaned = RaggedCurves(
-        values if unchanged else values[rows], np.concatenate([[0], np.cumsum(lengths[kept])]).astype(np.int64)
-    )
-
     report = CleaningReport(
         curves_in=curves.n_curves,
         curves_out=len(kept),
@@ -407,11 +427,7 @@ def clean_lightcurves(
         short_curves=int(is_short.sum()),
         dropped_curves=tuple(np.flatnonzero(is_short).tolist()),
     )
-    if report.curves_out == 0:
-        raise ValueError(f"no light curve left after cleaning (min_observations={min_observations}):\n{report}")
-    if report.changed:
-        logger.warning("%s", report)
-    return cleaned, kept, report
+    return rows.astype(np.int64), kept, lengths[kept].astype(np.int64), report
 
 
 def _count_per_curve(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""One `datasets` builder per survey."""
