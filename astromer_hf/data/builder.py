@@ -144,7 +144,7 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         for name in SEQUENCE_COLUMNS:
             if name in record:
                 row[name] = np.asarray(record[name])[rows]
-        row["survey"] = self.SURVEY
+        row.setdefault("survey", self.SURVEY)
         row["n_obs"] = len(rows)
         row.setdefault("ra", None)
         row.setdefault("dec", None)
