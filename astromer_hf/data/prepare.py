@@ -1,0 +1,108 @@
+"""Prepare a survey into a folder of memory-mapped Arrow splits, and summarise a prepared folder.
+
+``prepare_dataset("synthetic", "data/synthetic", n_curves=10_000)`` runs the survey's builder and saves a
+`datasets.DatasetDict` (``train`` / ``validation`` / ``test``) with ``save_to_disk``; ``datasets.load_from_disk``
+memory-maps it back. The folder is assembled beside its final place and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from datasets import DatasetDict, load_from_disk
+
+from .builder import LightCurveBuilder, cleaning_report
+
+SURVEY_BUILDERS = {
+    "synthetic": "astromer_hf.data.surveys.synthetic:SyntheticLightCurves",
+    "astromer_archive": "astromer_hf.data.surveys.astromer_archive:AstromerArchive",
+}
+LENGTH_BINS = (5, 50, 100, 200, 500, 1000, 2000, 5000)
+CADENCE_BINS_DAYS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def builder_class(survey: str) -> type[LightCurveBuilder]:
+    """The builder class of a survey name (see :data:`SURVEY_BUILDERS`)."""
+    if survey not in SURVEY_BUILDERS:
+        raise ValueError(f"unknown survey {survey!r}; available: {sorted(SURVEY_BUILDERS)}")
+    module, name = SURVEY_BUILDERS[survey].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def prepare_dataset(
+    survey: str, out: str | Path, *, config: str | None = None, overwrite: bool = False, **config_kwargs
+) -> DatasetDict:
+    """Build ``survey`` (configuration ``config``, fields overridden by ``config_kwargs``) into ``out``.
+
+    Returns:
+        The prepared `DatasetDict`, memory-mapped from ``out``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    cls = builder_class(survey)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        builder = cls(config_name=config, cache_dir=str(staging / "cache"), **config_kwargs)
+        builder.download_and_prepare()
+        builder.as_dataset().save_to_disk(str(staging / "dataset"))
+        report = cleaning_report(builder.info)
+        (staging / "dataset" / "cleaning_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        if out.exists():  # swap, so the old folder survives any failure before the new one is in place
+            out.rename(staging / "replaced")
+        (staging / "dataset").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_from_disk(str(out))
+
+
+def dataset_summary(path: str | Path, *, cadence_sample: int = 10_000) -> dict:
+    """Counts per split and class, length and cadence histograms, and the cleaning report of a prepared folder.
+
+    The cadence histogram (median time between consecutive observations of a curve) uses at most
+    ``cadence_sample`` curves per split.
+    """
+    splits = load_from_disk(str(path))
+    summary: dict = {"splits": {}, "cleaning_report": cleaning_report(next(iter(splits.values())).info)}
+    for name, split in splits.items():
+        names = split.features["label"].names
+        labels = np.array([-1 if x is None else x for x in split["label"]], dtype=np.int64)
+        lengths = np.asarray(split["n_obs"])
+        sample = split.select(range(min(len(split), cadence_sample)))
+        gaps = [float(np.median(np.diff(t))) for t in sample["time"] if len(t) > 1]
+        summary["splits"][name] = {
+            "curves": len(split),
+            "classes": {n: int((labels == i).sum()) for i, n in enumerate(names)} | {"unlabelled": int((labels < 0).sum())},
+            "length_histogram": _histogram(lengths, LENGTH_BINS),
+            "cadence_histogram_days": _histogram(np.asarray(gaps), CADENCE_BINS_DAYS),
+        }
+    return summary
+
+
+def _histogram(values: np.ndarray, edges: tuple[float, ...]) -> dict[str, int]:
+    """Counts in ``[edges[i], edges[i+1])`` plus an open last bin, keyed by readable ranges."""
+    bins = list(edges) + [np.inf]
+    counts, _ = np.histogram(values, bins=bins)
+    return {f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}": int(c) for lo, hi, c in zip(bins, bins[1:], counts)}
+
+
+def format_summary(summary: dict) -> str:
+    """Readable text of :func:`dataset_summary`."""
+    lines = []
+    for name, split in summary["splits"].items():
+        lines.append(f"{name}: {split['curves']} curves")
+        classes = ", ".join(f"{k} {v}" for k, v in split["classes"].items() if v)
+        lines.append(f"  classes: {classes}")
+        lines.append("  observations per curve: " + ", ".join(f"{k}: {v}" for k, v in split["length_histogram"].items()))
+        lines.append(
+            "  median days between observations: "
+            + ", ".join(f"{k}: {v}" for k, v in split["cadence_histogram_days"].items())
+        )
+    lines.append("cleaning report: " + json.dumps(summary["cleaning_report"], sort_keys=True))
+    return "\n".join(lines)

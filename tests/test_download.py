@@ -1,0 +1,593 @@
+"""Tests of ``astromer_hf.data.download`` against a real HTTP server on 127.0.0.1 (no mocks).
+
+The server serves an in-memory ``{path: bytes}`` archive with ``Content-Length``, ``Accept-Ranges`` and real ``Range``
+handling (206 / 416), and injects faults per path: an HTTP status for the first K requests, a connection dropped after
+N body bytes, a stalled body, ranges ignored or answered from the wrong offset. Every request is logged with its
+``Range`` header so the tests can assert what the client asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from astromer_hf.data.download import (
+    MANIFEST_NAME,
+    ChecksumError,
+    DownloadError,
+    DownloadResult,
+    download_file,
+    join_url,
+    read_manifest,
+)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """Deterministic, non-repeating bytes (a wrong offset anywhere changes the checksum)."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+# -------------------------------------------------------------------------------------------------- the test server
+
+
+@dataclass
+class Fault:
+    """Misbehaviour of the server for one path, applied to its first ``times`` requests (None: to all of them)."""
+
+    status: int | None = None  # answer this HTTP status instead of the file
+    drop_after: int | None = None  # announce the full Content-Length, send this many body bytes, close the socket
+    stall_after: int | None = None  # send this many body bytes, then go silent for ``stall_seconds``
+    stall_seconds: float = 0.0
+    ignore_range: bool = False  # answer 200 with the whole file even to a Range request
+    wrong_range_start: bool = False  # answer a Range request with 206 for the whole file (Content-Range from 0)
+    times: int | None = None
+
+
+@dataclass
+class Archive:
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, Fault | list[Fault]] = field(default_factory=dict)  # a list: one fault per request, in order
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for p, _ in self.requests if p == path)
+
+    def ranges(self, path: str) -> list[str | None]:
+        with self.lock:
+            return [r for p, r in self.requests if p == path]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ArchiveServer
+
+    def log_message(self, format: str, *args: object) -> None:  # keep pytest output quiet
+        pass
+
+    def do_GET(self) -> None:
+        archive = self.server.archive
+        range_header = self.headers.get("Range")
+        with archive.lock:
+            index = sum(1 for p, _ in archive.requests if p == self.path)
+            archive.requests.append((self.path, range_header))
+        fault = archive.faults.get(self.path)
+        if isinstance(fault, list):
+            fault = fault[index] if index < len(fault) else None
+        elif fault is not None and fault.times is not None and index >= fault.times:
+            fault = None
+        fault = fault or Fault()
+
+        if fault.status is not None:
+            self._send_empty(fault.status)
+            return
+        data = archive.files.get(self.path)
+        if data is None:
+            self._send_empty(404)
+            return
+
+        status, start, end = 200, 0, len(data)
+        if range_header and not fault.ignore_range:
+            first, _, last = range_header.removeprefix("bytes=").partition("-")
+            start = int(first)
+            end = min(int(last) + 1, len(data)) if last else len(data)
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+            if fault.wrong_range_start:
+                start = 0
+        body = data[start:end]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.end_headers()
+
+        if fault.drop_after is not None:
+            self.wfile.write(body[: fault.drop_after])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if fault.stall_after is not None:
+            self.wfile.write(body[: fault.stall_after])
+            self.wfile.flush()
+            time.sleep(fault.stall_seconds)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def _send_empty(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _ArchiveServer(ThreadingHTTPServer):
+    daemon_threads = True
+    archive: Archive
+
+
+@pytest.fixture
+def archive(monkeypatch: pytest.MonkeyPatch):
+    # Never route the loopback through a proxy configured in the environment.
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    server = _ArchiveServer(("127.0.0.1", 0), _Handler)
+    server.archive = Archive(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.archive
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+FAST = {"backoff": 0.01, "timeout": 5.0, "progress": False}
+
+
+# ------------------------------------------------------------------------------------------------------ plain paths
+
+
+@pytest.mark.parametrize("publish_checksum", [True, False])
+def test_plain_download_manifest_and_cache(archive: Archive, tmp_path: Path, publish_checksum: bool) -> None:
+    data = payload(100_000)
+    archive.files["/macho/F_1.csv"] = data
+    dest = tmp_path / "raw" / "F_1.csv"
+    checksum = sha(data) if publish_checksum else None
+
+    result = download_file(archive.url("/macho/F_1.csv"), dest, sha256=checksum, **FAST)
+
+    assert result == DownloadResult(dest, archive.url("/macho/F_1.csv"), sha(data), len(data), False, False)
+    assert dest.read_bytes() == data
+    assert not dest.with_name("F_1.csv.part").exists()
+    manifest = read_manifest(dest.parent)
+    assert manifest == {
+        "F_1.csv": {
+            "url": archive.url("/macho/F_1.csv"),
+            "sha256": sha(data),
+            "size": len(data),
+            "verified": publish_checksum,
+        }
+    }
+    assert json.loads((dest.parent / MANIFEST_NAME).read_text()) == manifest
+    assert archive.count("/macho/F_1.csv") == 1
+
+    again = download_file(archive.url("/macho/F_1.csv"), dest, sha256=checksum, **FAST)
+    assert again.cached and not again.resumed
+    assert again.sha256 == sha(data) and again.size == len(data)
+    assert archive.count("/macho/F_1.csv") == 1  # served from disk, no request
+
+
+def test_file_changed_behind_the_manifest_is_downloaded_again(archive: Archive, tmp_path: Path) -> None:
+    data = payload(10_000)
+    archive.files["/a.bin"] = data
+    dest = tmp_path / "a.bin"
+    download_file(archive.url("/a.bin"), dest, **FAST)
+    dest.write_bytes(b"x" * len(data))  # same size, different content: only the sha256 tells
+
+    result = download_file(archive.url("/a.bin"), dest, **FAST)
+
+    assert not result.cached
+    assert dest.read_bytes() == data
+    assert archive.count("/a.bin") == 2
+
+
+def test_manifest_keeps_entries_of_other_files(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/one"] = b"first"
+    archive.files["/two"] = b"second"
+    download_file(archive.url("/one"), tmp_path / "one", **FAST)
+    download_file(archive.url("/two"), tmp_path / "two", sha256=sha(b"second"), **FAST)
+    manifest = read_manifest(tmp_path)
+    assert sorted(manifest) == ["one", "two"]
+    assert manifest["one"]["verified"] is False and manifest["two"]["verified"] is True
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no leftover temporary manifest
+
+
+def test_read_manifest_of_empty_or_broken_folder(tmp_path: Path) -> None:
+    assert read_manifest(tmp_path) == {}
+    (tmp_path / MANIFEST_NAME).write_text("{not json")
+    assert read_manifest(tmp_path) == {}
+
+
+def test_progress_bar_named_after_the_file(archive: Archive, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    archive.files["/ogle/lc_042.dat"] = payload(50_000)
+    download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "lc_042.dat", backoff=0.01, progress=True)
+    assert "lc_042.dat" in capsys.readouterr().err
+    download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "quiet.dat", backoff=0.01, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------------------------------------------------ resume
+
+
+def test_dropped_connection_is_resumed_with_a_range_request(archive: Archive, tmp_path: Path) -> None:
+    data = payload(200_000)
+    archive.files["/ztf/big.parquet"] = data
+    archive.faults["/ztf/big.parquet"] = Fault(drop_after=70_000, times=1)
+    dest = tmp_path / "big.parquet"
+
+    result = download_file(archive.url("/ztf/big.parquet"), dest, sha256=sha(data), chunk_size=16_384, **FAST)
+
+    assert archive.ranges("/ztf/big.parquet") == [None, "bytes=70000-"]
+    assert result.resumed and not result.cached
+    assert dest.read_bytes() == data
+    assert not dest.with_name("big.parquet.part").exists()
+
+
+def test_part_left_by_a_previous_run_is_resumed(archive: Archive, tmp_path: Path) -> None:
+    data = payload(120_000)
+    archive.files["/gaia/source.csv"] = data
+    dest = tmp_path / "source.csv"
+    dest.with_name("source.csv.part").write_bytes(data[:60_000])
+
+    result = download_file(archive.url("/gaia/source.csv"), dest, **FAST)
+
+    assert archive.ranges("/gaia/source.csv") == ["bytes=60000-"]
+    assert result.resumed
+    assert dest.read_bytes() == data
+    assert read_manifest(tmp_path)["source.csv"]["sha256"] == sha(data)
+
+
+def test_failed_call_leaves_its_part_for_the_next_call(archive: Archive, tmp_path: Path) -> None:
+    data = payload(90_000)
+    archive.files["/x"] = data
+    archive.faults["/x"] = Fault(drop_after=30_000, times=2)
+    dest = tmp_path / "x"
+
+    with pytest.raises(DownloadError, match="2 attempts"):
+        download_file(archive.url("/x"), dest, retries=1, **FAST)
+    assert not dest.exists()
+    part = dest.with_name("x.part")
+    assert part.read_bytes() == data[:60_000]  # the first request and the resumed one each gave 30 000 bytes
+
+    result = download_file(archive.url("/x"), dest, sha256=sha(data), **FAST)
+    assert archive.ranges("/x") == [None, "bytes=30000-", "bytes=60000-"]
+    assert result.resumed and dest.read_bytes() == data
+
+
+def test_server_ignoring_range_restarts_cleanly(archive: Archive, tmp_path: Path) -> None:
+    data = payload(80_000)
+    archive.files["/ogle/I.dat"] = data
+    archive.faults["/ogle/I.dat"] = Fault(ignore_range=True)
+    dest = tmp_path / "I.dat"
+    dest.with_name("I.dat.part").write_bytes(data[:50_000])
+
+    result = download_file(archive.url("/ogle/I.dat"), dest, sha256=sha(data), retries=0, **FAST)
+
+    assert archive.ranges("/ogle/I.dat") == ["bytes=50000-"]  # the 200 answer was taken from byte zero
+    assert not result.resumed
+    assert dest.read_bytes() == data
+
+
+def test_server_ignoring_range_after_a_drop(archive: Archive, tmp_path: Path) -> None:
+    data = payload(80_000)
+    archive.files["/y"] = data
+    # the first request drops mid-body; the retry asks for the rest, and the server answers 200 with everything
+    archive.faults["/y"] = [Fault(drop_after=20_000), Fault(ignore_range=True)]
+    dest = tmp_path / "y"
+
+    result = download_file(archive.url("/y"), dest, sha256=sha(data), **FAST)
+
+    assert archive.ranges("/y") == [None, "bytes=20000-"]
+    assert dest.read_bytes() == data and not result.resumed
+
+
+def test_range_answered_from_the_wrong_offset_restarts_from_zero(archive: Archive, tmp_path: Path) -> None:
+    data = payload(40_000)
+    archive.files["/w"] = data
+    archive.faults["/w"] = Fault(wrong_range_start=True, times=1)
+    dest = tmp_path / "w"
+    dest.with_name("w.part").write_bytes(data[:10_000])
+
+    result = download_file(archive.url("/w"), dest, retries=0, **FAST)  # the restart needs no retry
+
+    assert archive.ranges("/w") == ["bytes=10000-", None]
+    assert not result.resumed and dest.read_bytes() == data
+
+
+def test_416_with_a_complete_part_finishes_without_transfer(archive: Archive, tmp_path: Path) -> None:
+    data = payload(30_000)
+    archive.files["/done"] = data
+    dest = tmp_path / "done"
+    dest.with_name("done.part").write_bytes(data)
+
+    result = download_file(archive.url("/done"), dest, sha256=sha(data), **FAST)
+
+    assert archive.ranges("/done") == ["bytes=30000-"]
+    assert result.resumed and dest.read_bytes() == data
+
+
+def test_416_with_an_oversized_part_restarts_from_zero(archive: Archive, tmp_path: Path) -> None:
+    data = payload(30_000)
+    archive.files["/over"] = data
+    dest = tmp_path / "over"
+    dest.with_name("over.part").write_bytes(payload(45_000, seed=7))
+
+    result = download_file(archive.url("/over"), dest, retries=0, **FAST)
+
+    assert archive.ranges("/over") == ["bytes=45000-", None]
+    assert not result.resumed and dest.read_bytes() == data
+
+
+def test_stalled_body_times_out_and_resumes(archive: Archive, tmp_path: Path) -> None:
+    data = payload(60_000)
+    archive.files["/slow"] = data
+    archive.faults["/slow"] = Fault(stall_after=25_000, stall_seconds=1.0, times=1)
+    dest = tmp_path / "slow"
+
+    result = download_file(archive.url("/slow"), dest, sha256=sha(data), backoff=0.01, timeout=0.3, progress=False)
+
+    assert archive.ranges("/slow") == [None, "bytes=25000-"]
+    assert result.resumed and dest.read_bytes() == data
+
+
+def test_five_megabytes_in_many_chunks_with_a_drop(archive: Archive, tmp_path: Path) -> None:
+    data = os.urandom(5_000_000)
+    archive.files["/macho/field_77.tar"] = data
+    archive.faults["/macho/field_77.tar"] = Fault(drop_after=3_000_001, times=1)
+    dest = tmp_path / "field_77.tar"
+
+    result = download_file(archive.url("/macho/field_77.tar"), dest, sha256=sha(data), chunk_size=65_536, **FAST)
+
+    assert archive.ranges("/macho/field_77.tar") == [None, "bytes=3000001-"]
+    assert result.size == 5_000_000 and result.resumed
+    assert sha(dest.read_bytes()) == sha(data)
+
+
+# ----------------------------------------------------------------------------------------------------------- retries
+
+
+@pytest.mark.parametrize("status", [503, 500, 502, 429, 408])
+def test_transient_statuses_are_retried(archive: Archive, tmp_path: Path, status: int) -> None:
+    data = payload(5_000)
+    archive.files["/flaky"] = data
+    archive.faults["/flaky"] = Fault(status=status, times=2)
+    dest = tmp_path / "flaky"
+
+    result = download_file(archive.url("/flaky"), dest, sha256=sha(data), **FAST)
+
+    assert archive.count("/flaky") == 3
+    assert dest.read_bytes() == data and not result.cached
+
+
+def test_persistent_500_gives_up_naming_url_and_attempts(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/broken"] = payload(1_000)
+    archive.faults["/broken"] = Fault(status=500)
+    dest = tmp_path / "broken"
+
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        download_file(archive.url("/broken"), dest, retries=2, **FAST)
+    elapsed = time.monotonic() - start
+
+    message = str(info.value)
+    assert archive.url("/broken") in message and "3 attempts" in message and "500" in message
+    assert info.value.url == archive.url("/broken") and info.value.status == 500
+    assert not isinstance(info.value, ChecksumError)
+    assert archive.count("/broken") == 3
+    assert elapsed >= 0.01 + 0.02  # backoff * 2**0 + backoff * 2**1
+    assert not dest.exists()
+
+
+def test_retries_zero_means_a_single_attempt(archive: Archive, tmp_path: Path) -> None:
+    archive.faults["/z"] = Fault(status=503)
+    with pytest.raises(DownloadError, match="after 1 attempt;"):
+        download_file(archive.url("/z"), tmp_path / "z", retries=0, **FAST)
+    assert archive.count("/z") == 1
+
+
+@pytest.mark.parametrize("status, path", [(404, "/missing.csv"), (403, "/forbidden.csv"), (410, "/gone.csv")])
+def test_client_errors_fail_at_once(archive: Archive, tmp_path: Path, status: int, path: str) -> None:
+    if status != 404:
+        archive.files[path] = b"secret"
+        archive.faults[path] = Fault(status=status)
+    dest = tmp_path / "out.csv"
+
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        download_file(archive.url(path), dest, retries=3, backoff=5.0, progress=False)
+
+    assert time.monotonic() - start < 2.0  # no backoff sleep
+    assert f"HTTP {status}" in str(info.value) and archive.url(path) in str(info.value)
+    assert info.value.status == status
+    assert archive.count(path) == 1
+    assert not dest.exists() and read_manifest(tmp_path) == {}
+
+
+def test_connection_refused_is_retried_then_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with socket.socket() as sock:  # a port that nothing listens on once this socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/nothing"
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path / "nothing", retries=1, **FAST)
+    assert url in str(info.value) and "2 attempts" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------------- checksums
+
+
+def test_wrong_published_checksum_raises_after_one_fresh_retry(archive: Archive, tmp_path: Path) -> None:
+    data = payload(20_000)
+    archive.files["/bad"] = data
+    dest = tmp_path / "bad"
+    wrong = sha(b"something else")
+
+    with pytest.raises(ChecksumError) as info:
+        download_file(archive.url("/bad"), dest, sha256=wrong.upper(), **FAST)
+
+    error = info.value
+    assert isinstance(error, DownloadError)
+    assert error.expected == wrong and error.actual == sha(data)
+    assert archive.url("/bad") in str(error) and wrong in str(error) and sha(data) in str(error)
+    assert archive.ranges("/bad") == [None, None]  # retried once, from scratch
+    assert not dest.exists() and not dest.with_name("bad.part").exists()
+    assert read_manifest(tmp_path) == {}
+
+
+def test_stale_part_with_wrong_bytes_is_redownloaded_from_scratch(archive: Archive, tmp_path: Path) -> None:
+    data = payload(20_000)
+    archive.files["/stale"] = data
+    dest = tmp_path / "stale"
+    dest.with_name("stale.part").write_bytes(b"\0" * 5_000)  # a .part from another version of the file
+
+    result = download_file(archive.url("/stale"), dest, sha256=sha(data), **FAST)
+
+    assert archive.ranges("/stale") == ["bytes=5000-", None]
+    assert dest.read_bytes() == data and not result.resumed
+
+
+def test_corrupt_existing_file_is_moved_aside_and_downloaded_again(archive: Archive, tmp_path: Path) -> None:
+    data = payload(20_000)
+    archive.files["/lc.csv"] = data
+    dest = tmp_path / "lc.csv"
+    dest.write_bytes(b"truncated")
+
+    result = download_file(archive.url("/lc.csv"), dest, sha256=sha(data), **FAST)
+
+    assert not result.cached
+    assert dest.read_bytes() == data
+    assert dest.with_name("lc.csv.corrupt").read_bytes() == b"truncated"
+    assert archive.count("/lc.csv") == 1
+    assert read_manifest(tmp_path)["lc.csv"]["verified"] is True
+
+
+def test_existing_file_with_the_published_checksum_is_used_without_request(archive: Archive, tmp_path: Path) -> None:
+    data = payload(3_000)
+    dest = tmp_path / "given.bin"
+    dest.write_bytes(data)
+
+    result = download_file(archive.url("/given.bin"), dest, sha256=sha(data), **FAST)
+
+    assert result.cached and result.sha256 == sha(data)
+    assert archive.requests == []
+    assert read_manifest(tmp_path)["given.bin"] == {
+        "url": archive.url("/given.bin"), "sha256": sha(data), "size": len(data), "verified": True,
+    }
+
+
+def test_malformed_checksum_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        download_file("http://127.0.0.1:9/x", tmp_path / "x", sha256="abc", progress=False)
+
+
+def test_errors_survive_pickling() -> None:
+    error = pickle.loads(pickle.dumps(ChecksumError("http://h/x", "a" * 64, "b" * 64)))
+    assert isinstance(error, ChecksumError) and error.expected == "a" * 64 and "http://h/x" in str(error)
+    plain = pickle.loads(pickle.dumps(DownloadError("HTTP 404 Not Found for http://h/x", url="http://h/x", status=404)))
+    assert plain.status == 404 and plain.url == "http://h/x"
+
+
+# ------------------------------------------------------------------------------------------------- schemes and URLs
+
+
+def test_file_url_is_copied_atomically_with_manifest(tmp_path: Path) -> None:
+    data = payload(300_000)
+    source = tmp_path / "mirror dir" / "gaia epoch.csv"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    dest = tmp_path / "out" / "gaia.csv"
+
+    result = download_file(source.as_uri(), dest, sha256=sha(data), chunk_size=4096, progress=False)
+
+    assert dest.read_bytes() == data and result.size == len(data) and not result.cached
+    assert not dest.with_name("gaia.csv.part").exists()
+    assert read_manifest(dest.parent)["gaia.csv"] == {
+        "url": source.as_uri(), "sha256": sha(data), "size": len(data), "verified": True,
+    }
+    assert download_file(source.as_uri(), dest, progress=False).cached
+
+    with pytest.raises(ChecksumError):
+        download_file(source.as_uri(), tmp_path / "out" / "other.csv", sha256=sha(b"nope"), progress=False)
+    assert not (tmp_path / "out" / "other.csv").exists()
+
+    missing = (tmp_path / "absent.csv").as_uri()
+    with pytest.raises(DownloadError, match="absent.csv"):
+        download_file(missing, tmp_path / "out" / "absent.csv", progress=False)
+
+
+@pytest.mark.parametrize("url", ["ftp://archive.example.org/f.csv", "s3://bucket/key", "relative/path.csv"])
+def test_unsupported_scheme(tmp_path: Path, url: str) -> None:
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path / "f.csv", progress=False)
+    assert url in str(info.value) and info.value.url == url
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "base, parts, expected",
+    [
+        ("https://mirror.org/data", ("macho", "F_1.csv"), "https://mirror.org/data/macho/F_1.csv"),
+        ("https://mirror.org/data/", ("/macho/", "/F_1.csv"), "https://mirror.org/data/macho/F_1.csv"),
+        ("https://mirror.org/data//", ("macho//lcs/", "F 1.csv"), "https://mirror.org/data/macho/lcs/F%201.csv"),
+        ("https://mirror.org", ("a+b&c?d#e.csv",), "https://mirror.org/a%2Bb%26c%3Fd%23e.csv"),
+        ("https://mirror.org/", ("ogle/I/OGLE-LMC-CEP-0001.dat",), "https://mirror.org/ogle/I/OGLE-LMC-CEP-0001.dat"),
+        ("https://mirror.org/", ("", "/", "x~y"), "https://mirror.org/x~y"),
+        ("https://mirror.org/", (), "https://mirror.org"),
+        ("http://127.0.0.1:8000/", ("é.csv",), "http://127.0.0.1:8000/%C3%A9.csv"),
+    ],
+)
+def test_join_url(base: str, parts: tuple[str, ...], expected: str) -> None:
+    assert join_url(base, *parts) == expected
+
+
+def test_join_url_feeds_download(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/surveys/ztf%20dr1/lc.csv"] = b"mjd,mag\n"
+    result = download_file(join_url(archive.base_url + "/", "surveys", "ztf dr1/lc.csv"), tmp_path / "lc.csv", **FAST)
+    assert result.path.read_bytes() == b"mjd,mag\n"
+    assert Counter(p for p, _ in archive.requests) == {"/surveys/ztf%20dr1/lc.csv": 1}
