@@ -18,13 +18,16 @@ travels with the Arrow files, ``save_to_disk`` and ``push_to_hub``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import numpy as np
 
 from ..lightcurves import RaggedCurves, select_clean_rows
+from .download import download_file, join_url
 from .schema import SEQUENCE_COLUMNS, lightcurve_features
 from .splits import SPLIT_NAMES, check_fractions, hash_split
 
@@ -51,7 +54,10 @@ class LightCurveConfig(datasets.BuilderConfig):
         split_salt: changes the hash split without changing the object ids.
         max_error: rows with an error not in ``(0, max_error)`` are dropped (None: no upper bound).
         min_observations: curves with fewer observations after cleaning are dropped.
-        base_url: where the survey files are downloaded from (a mirror); None for the survey's default.
+        base_url: where the survey files are downloaded from (a mirror); None for the environment variable
+            ``ASTROMER_<SURVEY>_BASE_URL`` or else the survey's public source.
+        download_dir: where downloaded files are kept (and resumed); None for ``$ASTROMER_HF_DOWNLOADS`` or else
+            ``~/.cache/astromer_hf/downloads``. Files are stored under ``<download_dir>/<survey>/<path>``.
     """
 
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -59,6 +65,7 @@ class LightCurveConfig(datasets.BuilderConfig):
     max_error: float | None = 1.0
     min_observations: int = 5
     base_url: str | None = None
+    download_dir: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -74,6 +81,7 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = LightCurveConfig
     SURVEY = ""
+    BASE_URL = ""
     HOMEPAGE = ""
     CITATION = ""
     FLUX = False
@@ -93,6 +101,17 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
             homepage=self.HOMEPAGE,
             citation=self.CITATION,
         )
+
+    def base_url(self) -> str:
+        """The configured mirror, else ``$ASTROMER_<SURVEY>_BASE_URL``, else the survey's public source."""
+        return self.config.base_url or os.environ.get(f"ASTROMER_{self.SURVEY.upper()}_BASE_URL") or self.BASE_URL
+
+    def download(self, relative_path: str, *, sha256: str | None = None) -> Path:
+        """Download ``<base_url>/<relative_path>`` (resumable, verified when ``sha256`` is published, recorded in
+        the folder's manifest otherwise) and return the local file."""
+        root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
+        destination = Path(root).expanduser() / self.SURVEY / relative_path
+        return download_file(join_url(self.base_url(), relative_path), destination, sha256=sha256).path
 
     def _sources(self, dl_manager: datasets.DownloadManager) -> dict:
         """Download what the survey needs; the returned dict is passed to :meth:`_records`."""
