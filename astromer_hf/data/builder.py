@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,12 +107,19 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         """The configured mirror, else ``$ASTROMER_<SURVEY>_BASE_URL``, else the survey's public source."""
         return self.config.base_url or os.environ.get(f"ASTROMER_{self.SURVEY.upper()}_BASE_URL") or self.BASE_URL
 
-    def download(self, relative_path: str, *, sha256: str | None = None) -> Path:
-        """Download ``<base_url>/<relative_path>`` (resumable, verified when ``sha256`` is published, recorded in
-        the folder's manifest otherwise) and return the local file."""
+    def download(self, relative_path: str, *, query: dict | None = None, sha256: str | None = None) -> Path:
+        """Download ``<base_url>/<relative_path>[?<query>]`` (resumable, verified when ``sha256`` is published,
+        recorded in the folder's manifest otherwise) and return the local file.
+
+        Service queries (``query``, url-encoded in order) are cached under ``<relative_path>__<query>``.
+        """
         root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
-        destination = Path(root).expanduser() / self.SURVEY / relative_path
-        return download_file(join_url(self.base_url(), relative_path), destination, sha256=sha256).path
+        url, local = join_url(self.base_url(), relative_path), relative_path
+        if query:
+            encoded = urllib.parse.urlencode(query)
+            url, local = f"{url}?{encoded}", f"{relative_path}__{urllib.parse.unquote(encoded).replace('/', '_')}"
+        destination = Path(root).expanduser() / self.SURVEY / local
+        return download_file(url, destination, sha256=sha256).path
 
     def _sources(self, dl_manager: datasets.DownloadManager) -> dict:
         """Download what the survey needs; the returned dict is passed to :meth:`_records`."""
