@@ -21,6 +21,11 @@ from .builder import LightCurveBuilder, cleaning_report
 SURVEY_BUILDERS = {
     "synthetic": "astromer_hf.data.surveys.synthetic:SyntheticLightCurves",
     "astromer_archive": "astromer_hf.data.surveys.astromer_archive:AstromerArchive",
+    "macho": "astromer_hf.data.surveys.macho:MachoPhotometry",
+    "ogle3": "astromer_hf.data.surveys.ogle3:Ogle3VariableStars",
+    "atlas": "astromer_hf.data.surveys.atlas:AtlasVariableStars",
+    "ztf": "astromer_hf.data.surveys.ztf:ZtfLightCurves",
+    "gaia_dr3": "astromer_hf.data.surveys.gaia:GaiaEpochPhotometry",
 }
 LENGTH_BINS = (5, 50, 100, 200, 500, 1000, 2000, 5000)
 CADENCE_BINS_DAYS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
