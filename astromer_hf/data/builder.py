@@ -107,18 +107,29 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         """The configured mirror, else ``$ASTROMER_<SURVEY>_BASE_URL``, else the survey's public source."""
         return self.config.base_url or os.environ.get(f"ASTROMER_{self.SURVEY.upper()}_BASE_URL") or self.BASE_URL
 
+    def _create_builder_config(self, *args, **kwargs):
+        # `datasets` copies a predefined configuration and applies keyword overrides with setattr, after
+        # `__post_init__`: run the configuration's checks and normalisation again on the final values.
+        config, config_id = super()._create_builder_config(*args, **kwargs)
+        config.__post_init__()
+        return config, config_id
+
+    def download_root(self) -> Path:
+        """This survey's download folder: ``<download_dir>/<survey>``."""
+        root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
+        return Path(root).expanduser() / self.SURVEY
+
     def download(self, relative_path: str, *, query: dict | None = None, sha256: str | None = None) -> Path:
         """Download ``<base_url>/<relative_path>[?<query>]`` (resumable, verified when ``sha256`` is published,
         recorded in the folder's manifest otherwise) and return the local file.
 
         Service queries (``query``, url-encoded in order) are cached under ``<relative_path>__<query>``.
         """
-        root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
         url, local = join_url(self.base_url(), relative_path), relative_path
         if query:
             encoded = urllib.parse.urlencode(query)
             url, local = f"{url}?{encoded}", f"{relative_path}__{urllib.parse.unquote(encoded).replace('/', '_')}"
-        destination = Path(root).expanduser() / self.SURVEY / local
+        destination = self.download_root() / local
         return download_file(url, destination, sha256=sha256).path
 
     def _sources(self, dl_manager: datasets.DownloadManager) -> dict:

@@ -168,13 +168,6 @@ class GaiaEpochPhotometry(LightCurveBuilder):
         "Eyer et al. 2023, A&A 674, A13 (DR3 variability); Rimoldini et al. 2023, A&A 674, A14 (classification)"
     )
 
-    def _create_builder_config(self, *args, **kwargs):
-        # `datasets` copies a predefined config and sets the overrides with setattr, bypassing __post_init__:
-        # run the checks and normalisation again on the final values.
-        config, config_id = super()._create_builder_config(*args, **kwargs)
-        config.__post_init__()
-        return config, config_id
-
     # ------------------------------------------------------------------------------------------------ schema
     def class_names(self) -> tuple[str, ...]:
         if not self.config.with_classes:

@@ -114,8 +114,8 @@ class Ogle3Config(LightCurveConfig):
         self.check()
 
     def check(self) -> None:
-        """Validate and normalise the OGLE-III settings (idempotent). `datasets` sets keyword overrides of a
-        predefined configuration after ``__post_init__``, so the builder calls this again before using them."""
+        """Validate and normalise the OGLE-III settings (idempotent; the builder re-runs ``__post_init__`` after
+        `datasets` applies keyword overrides)."""
         if self.fields is None:
             self.fields = tuple(FIELD_CLASSES) if self.name not in FIELD_CLASSES else (self.name,)
         elif isinstance(self.fields, str):
@@ -215,7 +215,6 @@ class Ogle3VariableStars(LightCurveBuilder):
     def parts(self) -> list[tuple[str, str]]:
         """``(field, class)`` folders to read, in order."""
         config = self.config
-        config.check()
         parts = []
         for field in config.fields:
             if config.classes is None:
@@ -242,14 +241,10 @@ class Ogle3VariableStars(LightCurveBuilder):
             parts.append(entry)
         return {"parts": parts}
 
-    def _download_root(self) -> Path:
-        root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
-        return Path(root).expanduser() / self.SURVEY
-
     def _star_file(self, folder: str, band: str, object_id: str) -> Path | None:
         """The per-star photometry file (None when a V file does not exist: 404, remembered by a marker)."""
         relative = f"{folder}/phot/{band}/{object_id}.dat"
-        marker = self._download_root() / f"{relative}.missing"
+        marker = self.download_root() / f"{relative}.missing"
         if marker.is_file():
             return None
         try:
@@ -263,7 +258,6 @@ class Ogle3VariableStars(LightCurveBuilder):
 
     # ------------------------------------------------------------------------------------------ records
     def _records(self, sources: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
-        self.config.check()
         for entry in sources["parts"]:
             stars = {star.object_id: star for star in read_ident(entry["ident"])}
             if "archive" in entry:
