@@ -36,13 +36,13 @@ Classes
     (R21 ~ 0.1-0.25).
 ``EC`` (eclipsing binary)
     Flux model ``1 - ellipsoidal - primary eclipse - secondary eclipse``, converted to magnitudes; eclipses have a
-    limb-darkening-like ``(1 - x^2)^1.5`` profile. 45 % contact systems (W UMa-like): period log-normal around
-    0.37 d truncated to 0.25-1 d, wide eclipses plus strong ellipsoidal variation, so the light changes
-    continuously, minima of nearly equal depth (secondary/primary depth 0.7-1). 55 % detached or semi-detached:
-    period log-uniform over 0.5-10 d, flat out of eclipse, eclipse width shrinking with period like
-    ``P^(-2/3)`` (Kepler's third law), secondary/primary depth 0.05-1 (temperature ratio), and a secondary
-    displaced from phase 0.5 for 30 % of the systems longer than 2 d (eccentric orbits). Amplitude (primary
-    depth, follows from the flux model) ~0.05-1.45 mag. ``period`` is the orbital period (twice the photometric period of contact systems).
+    limb-darkening-like ``(1 - x^2)^1.5`` profile. 45 % contact systems (W UMa-like): period log-normal around 0.37
+    d truncated to 0.25-1 d, wide eclipses plus strong ellipsoidal variation, so the light changes continuously,
+    minima of nearly equal depth (secondary/primary depth 0.7-1). 55 % detached or semi-detached: period log-uniform
+    over 0.5-10 d, flat out of eclipse, eclipse width shrinking with period like ``P^(-2/3)`` (Kepler's third law),
+    secondary/primary depth 0.05-1 (temperature ratio), and a secondary displaced from phase 0.5 for 30 % of the
+    systems longer than 2 d (eccentric orbits). Amplitude (primary depth, follows from the flux model) ~0.05-1.45
+    mag. ``period`` is the orbital period (twice the photometric period of contact systems).
 ``LPV`` (long-period variable)
     40 % Miras: log10 P ~ N(log10 300, 0.15) truncated to 100-600 d, amplitude 2-6 mag, mildly non-sinusoidal.
     60 % semi-regulars: period log-uniform over 80-400 d, amplitude 0.1-1.5 mag (log-uniform), 30 % of them with
@@ -70,34 +70,34 @@ over the season. Weather comes as whole bad weeks (15 % of weeks with a 10 % cha
 
 ``"macho"``
     Band R. Start MJD 48800-48860, baseline 7.0-7.6 yr, ~1 epoch per clear night, 2 per night when the drawn number
-    of epochs exceeds the clear nights. N between 100 and 1500, log-Beta distributed (median ~300, mean ~390). Fields: LMC
-    (60 %), Galactic bulge (35 %), SMC (5 %). Mean magnitudes 14.5-20.5, detection limit 21.
+    of epochs exceeds the clear nights. N between 100 and 1500, log-Beta distributed (median ~300, mean ~390).
+    Fields: LMC (60 %), Galactic bulge (35 %), SMC (5 %). Mean magnitudes 14.5-20.5, detection limit 21.
 ``"ogle"``
-    Band I. Start MJD 52000-52060, baseline 7.5-8.2 yr, bulge-like seasons. N between 300 and 1500 (median
-    ~600). Fields: bulge
-    (60 %), LMC (30 %), SMC (10 %). Mean magnitudes 13-19.5, limit 20.5.
+    Band I. Start MJD 52000-52060, baseline 7.5-8.2 yr, bulge-like seasons. N between 300 and 1500 (median ~600).
+    Fields: bulge (60 %), LMC (30 %), SMC (10 %). Mean magnitudes 13-19.5, limit 20.5.
 ``"ztf"``
     Band g or r (drawn per curve). Start MJD 58200-58260, baseline 3.6-4.2 yr, a visit every 1.5-3 nights on
-    average, N between 50 and 600 (median ~180; above ~450 only for the most often visited fields). Sky uniform north of declination -30 deg. Mean magnitudes 14-20.5, limit 21.
+    average, N between 50 and 600 (median ~180; above ~450 only for the most often visited fields). Sky uniform
+    north of declination -30 deg. Mean magnitudes 14-20.5, limit 21.
 
 The mean magnitude is drawn uniformly in the survey range, with two selection effects that real catalogues of
 variable stars have: the faintest point of the noiseless model stays brighter than the detection limit (a 5-mag
 Mira is not placed at 20th magnitude), and a variable's peak-to-peak amplitude is at least
 :data:`DETECTION_RATIO` (1) times the typical error at its mean magnitude (a 0.02 mag delta Scuti star is only
 catalogued if it is bright); stars for which this leaves less than the brightest 0.5 mag of the range (amplitude
-close to the error floor) are drawn in that brightest 0.5 mag.
-NonVar stars fill the whole range, so low-amplitude variables are on average brighter than constant stars; the
-class itself does not set the brightness.
+close to the error floor) are drawn in that brightest 0.5 mag. NonVar stars fill the whole range, so
+low-amplitude variables are on average brighter than constant stars; the class itself does not set the brightness.
 
 Noise
 -----
 The true error of a point is ``sigma = sqrt(floor^2 + (a 10^(0.4 (m - m_ref)))^2)`` at the point's noiseless
-magnitude ``m`` (MACHO: floor 0.015, a = 0.15 at m_ref = 20; OGLE: 0.005, 0.08 at 19; ZTF: 0.01, 0.1 at 20), times
-a per-point seeing and airmass factor (log-normal, sigma 0.2 in natural log), and never below 0.005 mag (so
-errors at the faint end reach ~0.4-0.7 mag, and stay below 1). The magnitude gets Gaussian noise of that sigma; the reported ``mag_err`` is the true sigma times a log-normal
-jitter (sigma 0.1), so ``(mag - model) / mag_err`` has unit variance to within ~2 %. A fraction
-:data:`OUTLIER_FRACTION` (0.5 %) of the points are outliers, offset by ``max(6 sigma, 0.1) + Exp(0.4)`` mag (60 %
-towards fainter magnitudes), reported with their normal error, as real surveys do.
+magnitude ``m`` (MACHO: floor 0.015, a = 0.15 at m_ref = 20; OGLE: 0.005, 0.08 at 19; ZTF: 0.01, 0.1 at 20), times a
+per-point seeing and airmass factor (log-normal, sigma 0.2 in natural log), and never below 0.005 mag (errors at
+the faint end reach ~0.4-0.7 mag; in practice they stay below 1, the usual cleaning cut). The magnitude gets
+Gaussian noise of that sigma; the reported ``mag_err`` is the true sigma times a log-normal jitter (sigma 0.1), so
+``(mag - model) / mag_err`` has unit variance to within ~2 %. A fraction :data:`OUTLIER_FRACTION` (0.5 %) of the
+points are outliers, offset by ``max(6 sigma, 0.1) + Exp(0.4)`` mag (60 % towards fainter magnitudes) and reported
+with their normal error, as real surveys do: nothing flags them.
 
 Determinism
 -----------
@@ -108,7 +108,7 @@ class, the rest of the stream goes to :func:`simulate_lightcurve`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,17 +286,19 @@ def _sawtooth_series(
     return amps, phi_k1 + k * psi1
 
 
+@dataclass(frozen=True)
 class _Model:
-    """A noiseless light-curve model: zero-mean magnitudes as a function of time."""
+    """A noiseless light-curve model of one star."""
 
-    def __init__(self, period: float, amplitude: float, evaluate, faint_excursion: float) -> None:
-        self.period = period
-        self.amplitude = amplitude
-        self.evaluate = evaluate  # time -> zero-mean magnitude offsets
-        self.faint_excursion = faint_excursion  # largest positive offset (faintest point)
+    period: float
+    amplitude: float  # peak to peak, magnitudes
+    evaluate: Callable[[np.ndarray], np.ndarray]  # times -> magnitude offsets, zero mean over phase or baseline
+    faint_excursion: float  # largest positive offset (the faintest point)
 
 
-def _periodic_model(period: float, amplitude: float, t_ref: float, shape_on_phase) -> _Model:
+def _periodic_model(
+    period: float, amplitude: float, t_ref: float, shape_on_phase: Callable[[np.ndarray], np.ndarray]
+) -> _Model:
     """Scale a periodic shape to a peak-to-peak ``amplitude`` and zero mean over the phase."""
     grid = shape_on_phase(_PHASE_GRID)
     mean, ptp = float(grid.mean()), float(grid.max() - grid.min())
@@ -402,7 +404,10 @@ def _ec(rng: np.random.Generator, t_ref: float, span: tuple[float, float]) -> _M
     return _periodic_model(period, amplitude, t_ref, flux_mag)
 
 
-def _random_walk(rng: np.random.Generator, t0: float, t1: float, step: float, sigma: float) -> tuple:
+def _random_walk(
+    rng: np.random.Generator, t0: float, t1: float, step: float, sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Knots every ``step`` days covering [t0, t1] and a Gaussian random walk of step ``sigma`` on them."""
     n = int((t1 - t0) / step) + 3
     knots = t0 - step + step * np.arange(n)
     return knots, np.cumsum(rng.normal(0.0, sigma, n))
@@ -653,6 +658,11 @@ def simulate_lightcurve(
     return _simulate(rng, class_name, spec, include_model)[0]
 
 
+def simulated_object_id(cadence: str, seed: int, index: int) -> str:
+    """The ``object_id`` of curve ``index`` of :func:`simulate_survey` (known without simulating the curve)."""
+    return f"SIM-{cadence}-{seed}-{index:09d}"
+
+
 def simulate_survey(
     n_curves: int,
     *,
@@ -716,7 +726,7 @@ def _survey(
         class_name = classes[int(np.searchsorted(cumulative, rng.random(), side="right"))]
         curve, ra, dec = _simulate(rng, class_name, spec, False)
         yield {
-            "object_id": f"SIM-{spec.name}-{seed}-{index:09d}",
+            "object_id": simulated_object_id(spec.name, seed, index),
             **curve,
             "ra": float(ra),
             "dec": float(dec),

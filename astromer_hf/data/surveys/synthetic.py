@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import datasets
 
 from ..builder import LightCurveBuilder, LightCurveConfig
-from ..simulator import CADENCES, SIMULATED_CLASSES, simulate_survey
+from ..simulator import CADENCES, SIMULATED_CLASSES, simulate_survey, simulated_object_id
 
 
 @dataclass
@@ -59,8 +59,9 @@ class SyntheticLightCurves(LightCurveBuilder):
 
     def _records(self, sources: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
         config = self.config
-        for record in simulate_survey(config.n_curves, seed=config.seed, cadence=config.cadence):
-            if keep(record["object_id"]):
+        for index in range(config.n_curves):  # only the curves of the split being written are simulated
+            if keep(simulated_object_id(config.cadence, config.seed, index)):
+                record = next(simulate_survey(1, seed=config.seed, cadence=config.cadence, start=index))
                 yield {name: record[name] for name in self._fields}
 
     _fields = ("object_id", "band", "time", "mag", "mag_err", "label", "ra", "dec", "period", "amplitude", "mean_mag")
