@@ -3,6 +3,7 @@
 ``serve_folder(folder)`` yields ``(base_url, requests)``: files are served at ``<base_url>/<relative path>``
 (query strings are kept in the file name after ``?`` is replaced by ``__``, so a service URL such as
 ``/cgi/lc?ID=1&FORMAT=CSV`` maps to the file ``cgi/lc__ID=1&FORMAT=CSV``), and ``requests`` lists every path asked.
+``errors`` maps file names (as above) to an HTTP status the server answers instead, to test failures.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ def query_file_name(path_and_query: str) -> str:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[tuple[str, list[str]]]:
+def serve_folder(folder: Path, errors: dict[str, int] | None = None) -> Iterator[tuple[str, list[str]]]:
     requests: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server API)
             requests.append(self.path)
-            target = folder / query_file_name(self.path)
+            name = query_file_name(self.path)
+            if name in (errors or {}):
+                self.send_error(errors[name])
+                return
+            target = folder / name
             if not target.is_file():
                 self.send_error(404, "Not Found")
                 return

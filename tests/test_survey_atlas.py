@@ -9,13 +9,9 @@ file is absent (404). Catalogue and detections use the CSV layout documented in 
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import http.server
 import io
 import tarfile
-import threading
-import urllib.parse
 
 import numpy as np
 import pandas as pd
@@ -151,40 +147,10 @@ def test_astromer5_groups_one_band_and_flags(tmp_path, asas):
     assert not any("J200.0000" in path for path in requests)
 
 
-@contextlib.contextmanager
-def failing_server(folder, broken_path):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            path = urllib.parse.unquote(self.path)
-            if path == broken_path:
-                self.send_error(503, "Service Unavailable")
-                return
-            target = folder / path.lstrip("/")
-            if not target.is_file():
-                self.send_error(404, "Not Found")
-                return
-            body = target.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_server_error_is_raised_with_the_url(tmp_path, asas):
     expected = write_mirror(tmp_path / "mirror", asas[:2])
     broken = sorted(expected)[0]
-    with failing_server(tmp_path / "mirror", f"/detection/{broken}.csv") as url:
+    with serve_folder(tmp_path / "mirror", errors={f"detection/{broken}.csv": 503}) as (url, _):
         with pytest.raises(Exception) as failure:
             build(tmp_path, url)
     chain, error = [], failure.value
