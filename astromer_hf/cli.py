@@ -6,11 +6,16 @@ Subcommands:
     Convert an original TensorFlow checkpoint (released zip or folder) into a ``save_pretrained`` folder.
 ``astromer demo [--model DIR | --preset NAME]``
     Embed the built-in example light curves and print a summary.
+``astromer data prepare SURVEY [--config NAME] [--set KEY=VALUE ...] --out DIR``
+    Build a survey dataset (train / validation / test Arrow splits) into DIR.
+``astromer data info DIR``
+    Counts per split and class, length and cadence histograms, cleaning report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -72,6 +77,37 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists, null), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _data_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import format_summary, dataset_summary, prepare_dataset
+
+    settings = dict(args.set or [])
+    if "split_fractions" in settings:
+        settings["split_fractions"] = tuple(settings["split_fractions"])
+    prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
+    print(f"Prepared {args.survey} -> {args.out}")
+    print(format_summary(dataset_summary(args.out)))
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from .data.prepare import dataset_summary, format_summary
+
+    summary = dataset_summary(args.path)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
 def _pool_per_curve(states, attention_mask, curve_index, n_curves: int):
     """Mean of the per-observation embeddings `(W, T, D)` over every real observation of each curve -> `(C, D)`."""
     import torch
@@ -98,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-class", type=int, default=3, help="example curves per class")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    data = commands.add_parser("data", help="prepare and inspect survey datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    prepare = data_commands.add_parser("prepare", help="build a survey into train/validation/test Arrow splits")
+    prepare.add_argument("survey", help="survey name, e.g. synthetic")
+    prepare.add_argument("--config", help="builder configuration, e.g. macho / ogle / ztf for synthetic")
+    prepare.add_argument("--set", action="append", type=_parse_setting, metavar="KEY=VALUE",
+                         help="override a configuration field, e.g. --set n_curves=2000 (repeatable)")
+    prepare.add_argument("--out", required=True, metavar="DIR")
+    prepare.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    prepare.set_defaults(handler=_data_prepare)
+    info = data_commands.add_parser("info", help="summarise a prepared dataset folder")
+    info.add_argument("path", metavar="DIR")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(handler=_data_info)
     return parser
 
 
