@@ -19,6 +19,9 @@ import datasets
 from ..builder import LightCurveBuilder, LightCurveConfig
 from ..simulator import CADENCES, SIMULATED_CLASSES, simulate_survey, simulated_object_id
 
+# Simulator outputs kept in the dataset (the schema's columns plus the simulator's metadata).
+RECORD_FIELDS = ("object_id", "band", "time", "mag", "mag_err", "label", "ra", "dec", "period", "amplitude", "mean_mag")
+
 
 @dataclass
 class SyntheticConfig(LightCurveConfig):
@@ -32,6 +35,8 @@ class SyntheticConfig(LightCurveConfig):
         super().__post_init__()
         if self.n_curves < 1:
             raise ValueError(f"n_curves must be positive, got {self.n_curves}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.cadence not in CADENCES:
             raise ValueError(f"cadence must be one of {CADENCES}, got {self.cadence!r}")
 
@@ -62,6 +67,4 @@ class SyntheticLightCurves(LightCurveBuilder):
         for index in range(config.n_curves):  # only the curves of the split being written are simulated
             if keep(simulated_object_id(config.cadence, config.seed, index)):
                 record = next(simulate_survey(1, seed=config.seed, cadence=config.cadence, start=index))
-                yield {name: record[name] for name in self._fields}
-
-    _fields = ("object_id", "band", "time", "mag", "mag_err", "label", "ra", "dec", "period", "amplitude", "mean_mag")
+                yield {name: record[name] for name in RECORD_FIELDS}
