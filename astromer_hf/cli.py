@@ -10,6 +10,9 @@ Subcommands:
     Build a survey dataset (train / validation / test Arrow splits) into DIR.
 ``astromer data info DIR``
     Counts per split and class, length and cadence histograms, cleaning report.
+``astromer fit|validate|test|predict [--config RECIPE.yaml] [--section.key VALUE ...]``
+    Train or evaluate with the Lightning CLI (the same as ``lightning fit``), Astromer pretraining on the simulator
+    by default. See ``recipes/``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
+
+#: Subcommands handed to the Lightning CLI (``astromer fit --config recipes/quickstart.yaml``).
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -119,7 +125,12 @@ def _pool_per_curve(states, attention_mask, curve_index, n_curves: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="astromer", description="Astromer light-curve transformer tools.")
+    parser = argparse.ArgumentParser(
+        prog="astromer",
+        description="Astromer light-curve transformer tools.",
+        epilog="Training: astromer {fit,validate,test,predict} --config RECIPE.yaml (the Lightning CLI; "
+        "`astromer fit --help` lists its options).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert", help="convert an original TensorFlow checkpoint")
@@ -153,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAINER_COMMANDS:
+        from .training.cli import astromer_cli_main
+
+        return astromer_cli_main(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -93,6 +93,7 @@ def mask_windows(
     random_fraction: float = 0.2,
     same_fraction: float = 0.2,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> MaskedWindows:
     """Choose probed / same / random / masked positions for every row and apply the random substitution.
 
@@ -103,22 +104,32 @@ def mask_windows(
         generator: makes the draw reproducible. Random numbers are drawn on the generator's device and moved to
             the device of ``magnitudes``, so a CPU generator also serves inputs on an accelerator. Without it
             the global torch RNG of the inputs' device is used.
+        uniforms: instead of drawing from a generator, use these ``[2, B, T]`` numbers in ``[0, 1)``: the first
+            plane orders the positions (which sets each position falls in), the second the permutation of the
+            "random" substitution. With counter-based uniforms (:func:`astromer_hf.training.seeding.counter_uniform`)
+            a window's mask depends on its own key only, not on the batch it is drawn in.
 
     Returns:
         :class:`MaskedWindows`.
     """
     _check_inputs(magnitudes, attention_mask, generator)
+    if uniforms is not None:
+        if generator is not None:
+            raise ValueError("pass either `generator` or `uniforms`, not both")
+        if tuple(uniforms.shape) != (2, *magnitudes.shape):
+            raise ValueError(f"uniforms must have shape {(2, *magnitudes.shape)}, got {tuple(uniforms.shape)}")
+        uniforms = uniforms.to(magnitudes.device)
     is_real = attention_mask.to(device=magnitudes.device) != 0
     counts = masking_counts(is_real.sum(dim=1), probed_fraction, random_fraction, same_fraction)
 
-    rank = _random_ranks(is_real, generator)
+    rank = _random_ranks(is_real, generator, None if uniforms is None else uniforms[0])
     same_end = counts.same[:, None]
     random_end = same_end + counts.random[:, None]
     is_random = (rank >= same_end) & (rank < random_end)
     is_masked = (rank >= random_end) & (rank < counts.probed[:, None])
     is_probed = rank < counts.probed[:, None]
 
-    shuffled = _shuffle_real_values(magnitudes, is_real, generator)
+    shuffled = _shuffle_real_values(magnitudes, is_real, generator, None if uniforms is None else uniforms[1])
     return MaskedWindows(
         inputs=torch.where(is_random, shuffled, magnitudes),
         masked_positions=is_masked.to(torch.int64),
@@ -142,28 +153,37 @@ def _check_inputs(magnitudes: torch.Tensor, attention_mask: torch.Tensor, genera
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
-def _random_keys(is_real: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """float32 ``[B, T]``: uniform keys at real positions, ``+inf`` at padding (so padding sorts last)."""
-    device = generator.device if generator is not None else is_real.device
-    keys = torch.rand(is_real.shape, generator=generator, device=device).to(is_real.device)
-    return keys.masked_fill(~is_real, math.inf)
+def _random_keys(
+    is_real: torch.Tensor, generator: torch.Generator | None, uniforms: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[B, T]``: uniform keys at real positions (``uniforms`` or fresh float32 draws), ``+inf`` at padding (so
+    padding sorts last)."""
+    if uniforms is None:
+        device = generator.device if generator is not None else is_real.device
+        uniforms = torch.rand(is_real.shape, generator=generator, device=device).to(is_real.device)
+    return uniforms.masked_fill(~is_real, math.inf)
 
 
-def _random_ranks(is_real: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _random_ranks(
+    is_real: torch.Tensor, generator: torch.Generator | None, uniforms: torch.Tensor | None = None
+) -> torch.Tensor:
     """int64 ``[B, T]``: a uniformly random order of each row's real positions (ranks ``0..n-1``); padding ``>= n``."""
-    order = torch.argsort(_random_keys(is_real, generator), dim=1)
+    order = torch.argsort(_random_keys(is_real, generator, uniforms), dim=1)
     positions = torch.arange(is_real.shape[1], device=is_real.device).expand_as(order)
     return torch.empty_like(order).scatter_(1, order, positions)
 
 
 def _shuffle_real_values(
-    magnitudes: torch.Tensor, is_real: torch.Tensor, generator: torch.Generator | None
+    magnitudes: torch.Tensor,
+    is_real: torch.Tensor,
+    generator: torch.Generator | None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[B, T]``: at the k-th real position of a row, the k-th value of a random permutation of the row's real values.
 
     Padding positions receive padding values (never used).
     """
-    shuffled_sources = torch.argsort(_random_keys(is_real, generator), dim=1)
+    shuffled_sources = torch.argsort(_random_keys(is_real, generator, uniforms), dim=1)
     real_first = torch.argsort((~is_real).to(torch.int32), dim=1, stable=True)
     permutation = torch.empty_like(real_first).scatter_(1, real_first, shuffled_sources)
     return magnitudes.gather(1, permutation)

@@ -1,0 +1,32 @@
+"""Training Astromer with Lightning: thin LightningModules over the Hugging Face models, a data module over the
+prepared survey datasets, callbacks, loggers and the ``lightning`` / ``astromer fit`` command line.
+
+``AstromerPretraining`` / ``AstromerFineTuning``
+    Masked reconstruction (spec §2), from scratch or from pretrained weights.
+``AstromerClassification``
+    A classifier head on a frozen or trainable encoder (spec §6).
+``AstromerDataModule``
+    Prepared splits -> windows, masks and labels in a vectorised collate; deterministic validation and test.
+``SavePretrainedCallback``, ``ReconstructionFigureCallback``
+    The best model as a ``save_pretrained`` folder; reconstruction and attention figures.
+``AstromerWandbLogger``, ``TrackioLogger``
+    Loggers that never prompt or hang.
+"""
+
+from .callbacks import ReconstructionFigureCallback, SavePretrainedCallback
+from .classification import AstromerClassification
+from .data_module import AstromerDataModule
+from .loggers import AstromerWandbLogger, TrackioLogger, log_figure
+from .pretraining import AstromerFineTuning, AstromerPretraining
+
+__all__ = [
+    "AstromerPretraining",
+    "AstromerFineTuning",
+    "AstromerClassification",
+    "AstromerDataModule",
+    "SavePretrainedCallback",
+    "ReconstructionFigureCallback",
+    "AstromerWandbLogger",
+    "TrackioLogger",
+    "log_figure",
+]

@@ -1,0 +1,108 @@
+"""The training command line: ``lightning fit --config recipe.yaml`` and ``astromer fit --config recipe.yaml``.
+
+Lightning 2.6 installs no ``lightning`` command, and the ``lightning-sdk`` package installs one for Lightning AI's
+cloud (``login``, ``studio``, ...) with no ``fit``. astromer_hf installs ``lightning`` (:func:`lightning_main`):
+``fit`` / ``validate`` / ``test`` / ``predict`` run a generic :class:`~lightning.pytorch.cli.LightningCLI` in
+subclass mode (any LightningModule and LightningDataModule named by ``class_path`` in the YAML); every other
+subcommand goes to ``lightning-sdk``'s command when that package is installed. pip lets the package installed last
+own ``bin/lightning``; ``astromer fit`` (:func:`astromer_cli_main`) is the same CLI under our own name, with the
+Astromer classes as defaults, and ``python -m astromer_hf fit`` runs it too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
+#: The file the resolved configuration is written to. Not ``config.yaml``: W&B keeps its own file of that name in
+#: a run, and a file saved over it breaks the run's configuration.
+CONFIG_FILENAME = "lightning_config.yaml"
+
+
+class AstromerSaveConfigCallback(SaveConfigCallback):
+    """Writes the resolved configuration to ``<log dir>/lightning_config.yaml`` and records it in the loggers' run
+    configuration (W&B shows it under ``cli``)."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = self.parser.dump(self.config, skip_none=False, format="json")
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"cli": json.loads(config)})
+
+
+class AstromerCLI(LightningCLI):
+    """:class:`~lightning.pytorch.cli.LightningCLI` whose ``--lr_scheduler`` steps every optimiser step.
+
+    The stock CLI steps a scheduler given on the command line (or in the YAML's ``lr_scheduler:``) once per epoch,
+    which turns a warm-up measured in steps into one measured in epochs. Here schedulers step per optimiser step,
+    except ``ReduceLROnPlateau``, which follows its ``monitor`` every epoch. Modules that configure their own
+    optimiser (all the Astromer ones) are not affected.
+    """
+
+    @staticmethod
+    def configure_optimizers(lightning_module: LightningModule, optimizer, lr_scheduler=None) -> Any:
+        if lr_scheduler is None:
+            return optimizer
+        if isinstance(lr_scheduler, ReduceLROnPlateau):
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "monitor": lr_scheduler.monitor}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
+
+
+class AstromerDefaultsCLI(AstromerCLI):
+    """``astromer fit``: as ``lightning fit``, with Astromer pretraining on the built-in simulator as the defaults
+    (``model: AstromerPretraining``, ``data: AstromerDataModule``, W&B logging that never prompts)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.set_defaults(
+            {
+                "model": {"class_path": "astromer_hf.training.AstromerPretraining"},
+                "data": {"class_path": "astromer_hf.training.AstromerDataModule"},
+                "trainer.logger": {"class_path": "astromer_hf.training.AstromerWandbLogger"},
+            }
+        )
+
+
+def _run(cli_class: type[AstromerCLI], argv: Sequence[str]) -> int:
+    cli_class(
+        model_class=LightningModule,
+        datamodule_class=LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=AstromerSaveConfigCallback,
+        save_config_kwargs={"config_filename": CONFIG_FILENAME, "overwrite": True},
+        seed_everything_default=0,
+        # None reads sys.argv itself (LightningCLI warns when given a copy of the command line as `args`).
+        args=None if list(argv) == sys.argv[1:] else list(argv),
+    )
+    return 0
+
+
+def lightning_main(argv: Sequence[str] | None = None) -> int:
+    """The ``lightning`` console script (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in TRAINER_COMMANDS or argv[0].startswith("-"):
+        return _run(AstromerCLI, argv)
+    try:
+        from lightning_sdk.cli.entrypoint import main_cli
+    except ImportError:
+        print(
+            f"lightning: {argv[0]!r} is not a training command. This `lightning` command comes from astromer_hf and "
+            f"runs {', '.join(TRAINER_COMMANDS)} (e.g. `lightning fit --config recipes/quickstart.yaml`); Lightning "
+            "AI's cloud commands need `pip install lightning-sdk`.",
+            file=sys.stderr,
+        )
+        return 2
+    sys.argv = ["lightning", *argv]
+    result = main_cli()
+    return result if isinstance(result, int) else 0
+
+
+def astromer_cli_main(argv: Sequence[str]) -> int:
+    """``astromer fit|validate|test|predict ...``: the Lightning CLI with the Astromer defaults."""
+    return _run(AstromerDefaultsCLI, argv)
