@@ -1,0 +1,268 @@
+"""The training command line: recipes, `lightning` / `astromer fit`, the quickstart end to end with W&B offline,
+kill-and-resume, two-process DDP, per-step schedulers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning.pytorch import LightningDataModule, LightningModule
+from safetensors.torch import load_file
+from transformers import AutoModel
+
+import astromer_hf  # noqa: F401
+from astromer_hf.training import (
+    AstromerClassification,
+    AstromerDataModule,
+    AstromerFineTuning,
+    AstromerPretraining,
+    AstromerWandbLogger,
+    SavePretrainedCallback,
+)
+from astromer_hf.training.cli import AstromerCLI
+from wandb_runs import find_offline_runs, metric_values, read_offline_run
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+LIGHTNING = ROOT / ".venv" / "bin" / "lightning"
+TINY_MODEL = "{hidden_size: 16, num_attention_heads: 2, intermediate_size: 16, window_size: 32}"
+#: The quickstart shrunk to seconds: a tiny model, a small simulated survey.
+TINY_QUICKSTART = [
+    "--model.init_args.config_overrides", TINY_MODEL,
+    "--data.init_args.prepare.n_curves", "300",
+    "--data.init_args.batch_size", "16",
+    "--trainer.max_epochs", "3",
+    "--trainer.log_every_n_steps", "2",
+]
+
+
+@pytest.fixture
+def isolated_env(tmp_path):
+    """No W&B or Hugging Face credentials, a private HOME: runs go offline at once and nothing prompts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_", "HUGGING"))}
+    (tmp_path / "home").mkdir()
+    (tmp_path / "netrc").write_text("")
+    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "netrc"), HF_HOME=str(tmp_path / "hf"))
+    return env
+
+
+def _lightning(args, cwd, env, timeout=300, check=True) -> subprocess.CompletedProcess:
+    if not LIGHTNING.exists():
+        pytest.skip("the `lightning` console script is installed by scripts/setup.sh into .venv")
+    result = subprocess.run([str(LIGHTNING), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL)
+    if check:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def _quickstart(extra=()) -> list[str]:
+    return ["fit", "--config", str(ROOT / "recipes" / "quickstart.yaml"), *TINY_QUICKSTART, *extra]
+
+
+# -- recipes --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    AstromerPretraining(config_overrides=yaml.safe_load(TINY_MODEL)).model.save_pretrained(folder)
+    return folder
+
+
+def _instantiate(recipe: Path, *overrides: str) -> AstromerCLI:
+    return AstromerCLI(
+        model_class=LightningModule,
+        datamodule_class=LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=["--config", str(recipe), *overrides],
+    )
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[path.stem for path in RECIPES])
+def test_every_recipe_parses_and_instantiates(recipe, tiny_pretrained, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(recipe.read_text())
+    assert isinstance(raw["seed_everything"], int) and not isinstance(raw["seed_everything"], bool)
+    starts_from_weights = raw["model"]["class_path"].endswith(("FineTuning", "Classification"))
+    cli = _instantiate(recipe, *(["--model.init_args.model", str(tiny_pretrained)] if starts_from_weights else []))
+    assert isinstance(cli.model, (AstromerPretraining, AstromerClassification))
+    assert isinstance(cli.datamodule, AstromerDataModule)
+    assert isinstance(cli.trainer.logger, AstromerWandbLogger) and cli.trainer.logger.mode == "offline"
+    monitors = {getattr(c, "monitor", None) for c in cli.trainer.callbacks} - {None}
+    expected = "val/loss" if isinstance(cli.model, AstromerClassification) else "val/rmse"
+    assert monitors == {expected}
+    assert any(isinstance(c, SavePretrainedCallback) for c in cli.trainer.callbacks)
+    task = cli.datamodule.hparams.task
+    assert task == ("classification" if isinstance(cli.model, AstromerClassification) else "reconstruction")
+
+
+def test_the_paper_recipes_carry_the_papers_hyperparameters(tiny_pretrained, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    a1 = _instantiate(ROOT / "recipes" / "macho.yaml")
+    assert a1.model.model.num_parameters() == 661_505
+    assert a1.model.masking_fractions == (0.5, 0.2, 0.2)
+    assert (a1.model.hparams.lr, tuple(a1.model.hparams.betas), a1.model.hparams.eps) == (1e-3, (0.9, 0.98), 1e-9)
+    assert (a1.datamodule.hparams.batch_size, a1.datamodule.hparams.repeat, a1.datamodule.hparams.bands) == (5000, 5, ["R"])
+    patience = {type(c).__name__: getattr(c, "patience", None) for c in a1.trainer.callbacks}["EarlyStopping"]
+    assert patience == 200
+    a2 = _instantiate(ROOT / "recipes" / "macho_astromer2.yaml")
+    assert a2.model.model.num_parameters() == 3_953_410
+    assert a2.model.hparams.lr == 1e-5 and a2.datamodule.hparams.batch_size == 2500
+    assert {type(c).__name__: getattr(c, "patience", None) for c in a2.trainer.callbacks}["EarlyStopping"] == 20
+    finetune = _instantiate(ROOT / "recipes" / "finetune_alcock.yaml", "--model.init_args.model", str(tiny_pretrained))
+    assert isinstance(finetune.model, AstromerFineTuning) and finetune.datamodule.hparams.train_windows == "tiling"
+    classify = _instantiate(ROOT / "recipes" / "classify_alcock.yaml", "--model.init_args.model", str(tiny_pretrained))
+    assert classify.model.hparams.freeze_encoder and classify.model.hparams.pooling == "skip"
+
+
+# -- the command line -----------------------------------------------------------------------------------------------
+
+
+def test_lightning_hands_other_commands_to_lightning_sdk(tmp_path, isolated_env):
+    missing = _lightning(["studio", "list"], tmp_path, isolated_env, check=False)
+    assert missing.returncode == 2 and "pip install lightning-sdk" in missing.stderr
+    # A stand-in with lightning-sdk's entry point (`lightning_sdk.cli.entrypoint:main_cli`) records what it receives.
+    package = tmp_path / "sdk" / "lightning_sdk" / "cli"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "entrypoint.py").write_text(
+        "import sys\n\ndef main_cli():\n    print('lightning-sdk got', sys.argv[1:])\n"
+    )
+    env = {**isolated_env, "PYTHONPATH": str(tmp_path / "sdk")}
+    handed = _lightning(["studio", "list", "--teamspace", "x"], tmp_path, env)
+    assert "lightning-sdk got ['studio', 'list', '--teamspace', 'x']" in handed.stdout
+
+
+def test_astromer_fit_has_the_astromer_defaults(tmp_path, isolated_env):
+    for command in ([str(ROOT / ".venv" / "bin" / "astromer")], [sys.executable, "-m", "astromer_hf"]):
+        if not Path(command[0]).exists():
+            pytest.skip("the `astromer` console script is installed by scripts/setup.sh")
+        result = subprocess.run([*command, "fit", "--print_config"], cwd=tmp_path, env=isolated_env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        config = yaml.safe_load(result.stdout)
+        assert config["model"]["class_path"] == "astromer_hf.training.AstromerPretraining"
+        assert config["data"]["class_path"] == "astromer_hf.training.AstromerDataModule"
+        assert config["trainer"]["logger"]["class_path"] == "astromer_hf.training.AstromerWandbLogger"
+        assert config["seed_everything"] == 0
+
+
+class PlainModule(LightningModule):
+    """A module without its own optimiser, for the CLI's --optimizer / --lr_scheduler."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+        self.learning_rates = []
+
+    def training_step(self, batch, batch_idx):
+        self.learning_rates.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+        return self.layer(batch).pow(2).mean()
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=2)
+
+
+def test_cli_schedulers_step_every_optimizer_step(tmp_path):
+    cli = AstromerCLI(
+        model_class=LightningModule,
+        subclass_mode_model=True,
+        args=[
+            "fit", "--model", f"{__name__}.PlainModule", "--optimizer", "SGD", "--optimizer.lr", "1.0",
+            "--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1", "--lr_scheduler.gamma", "0.5",
+            "--trainer.max_epochs", "1", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+            "--trainer.enable_progress_bar", "false", f"--trainer.default_root_dir={tmp_path}",
+        ],
+        save_config_callback=None,
+    )
+    assert cli.model.learning_rates == [1.0, 0.5, 0.25, 0.125]
+
+
+# -- the quickstart, end to end -------------------------------------------------------------------------------------
+
+
+def _summary(workdir: Path) -> dict:
+    run = read_offline_run(find_offline_runs(workdir / "outputs")[-1])
+    assert run["finished"]
+    return run
+
+
+def test_quickstart_trains_logs_to_wandb_offline_and_writes_a_loadable_model(tmp_path, isolated_env):
+    result = _lightning(_quickstart(), tmp_path, isolated_env)
+    assert "wandb sync" in result.stdout + result.stderr  # offline, and says how to upload
+    assert "Epoch 2" in result.stdout + result.stderr  # the progress bar
+
+    run = _summary(tmp_path)
+    for key in ("train/loss_step", "train/lr", "train/grad_norm", "train/windows_per_sec"):
+        assert metric_values(run, key), key
+    for key in ("train/rmse", "train/r2", "val/rmse", "val/r2", "val/baseline_rmse"):
+        assert len(metric_values(run, key)) == 3, key
+    media = {item["key"] for item in run["media"]}
+    assert {"val/reconstruction", "val/attention"} <= media
+    assert run["artifacts"], "the best save_pretrained folder is logged as an artifact"
+    assert run["config"]["cli"]["model"]["class_path"] == "astromer_hf.training.AstromerPretraining"
+    assert "config.yaml" not in run["files"]
+
+    best = tmp_path / "outputs" / "quickstart" / "pretrained" / "best"
+    model = AutoModel.from_pretrained(best)
+    assert type(model).__name__ == "AstromerModel" and model.config.window_size == 32
+    record = json.loads((best / "training_metrics.json").read_text())
+    assert record["best_score"] == pytest.approx(min(metric_values(run, "val/rmse")), rel=1e-6)
+    assert (tmp_path / "outputs" / "quickstart" / "lightning_config.yaml").exists()
+    assert (tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_killed_quickstart_resumed_from_last_matches_an_uninterrupted_run(tmp_path, isolated_env):
+    if not LIGHTNING.exists():
+        pytest.skip("the `lightning` console script is installed by scripts/setup.sh into .venv")
+    slower = ["--data.init_args.prepare.n_curves", "500"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir(), interrupted.mkdir()
+    _lightning(_quickstart(slower), straight, isolated_env)
+
+    last = interrupted / "outputs" / "quickstart" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen([str(LIGHTNING), *_quickstart(slower)], cwd=interrupted, env=isolated_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+
+    _lightning(_quickstart([*slower, "--ckpt_path", "last"]), interrupted, isolated_env)
+    finished, resumed = _summary(straight), _summary(interrupted)
+    for key in ("val/rmse", "val/r2", "train/rmse", "epoch"):
+        assert resumed["summary"][key] == finished["summary"][key], key
+    weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors")
+               for d in (straight, interrupted)]
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, isolated_env):
+    common = ["--model.init_args.config_overrides", "{hidden_size: 16, num_attention_heads: 2, intermediate_size: 16, "
+              "window_size: 32, hidden_dropout_prob: 0.0}", "--trainer.max_epochs", "2",
+              "--trainer.accelerator", "cpu", "--data.init_args.prepare.n_curves", "300"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    single.mkdir(), ddp.mkdir()
+    _lightning(_quickstart([*common, "--data.init_args.batch_size", "32"]), single, isolated_env)
+    _lightning(_quickstart([*common, "--data.init_args.batch_size", "16", "--trainer.strategy", "ddp",
+                            "--trainer.devices", "2"]), ddp, isolated_env, timeout=600)
+    weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors") for d in (single, ddp)]
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=2e-3, atol=2e-4, msg=name)
+    metrics = [json.loads((d / "outputs" / "quickstart" / "pretrained" / "best" / "training_metrics.json").read_text())
+               for d in (single, ddp)]
+    assert metrics[1]["metrics"]["val/rmse"] == pytest.approx(metrics[0]["metrics"]["val/rmse"], rel=1e-3)

@@ -1,0 +1,207 @@
+"""Lightning modules: metrics, schedule, a real learning check, exact resume, classification, callbacks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from transformers import AutoModelForPreTraining, AutoModelForSequenceClassification
+
+import astromer_hf  # noqa: F401  (registers the Auto classes)
+from astromer_hf.modeling_astromer import masked_r2, masked_rmse
+from astromer_hf.training import (
+    AstromerClassification,
+    AstromerDataModule,
+    AstromerFineTuning,
+    AstromerPretraining,
+    SavePretrainedCallback,
+)
+from astromer_hf.training.metrics import MaskedReconstructionMetrics
+
+WINDOW = 48
+#: A small model that still learns within a few hundred CPU steps: identity residuals, key masking, [MASK] token.
+SMALL = {
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "window_size": WINDOW,
+    "residual_style": "identity",
+    "attention_mask_style": "key",
+    "use_mask_token": True,
+}
+TINY = {**SMALL, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 16}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from astromer_hf.data.prepare import prepare_dataset
+
+    path = tmp_path_factory.mktemp("data") / "synthetic"
+    prepare_dataset("synthetic", path, config="macho", n_curves=600, seed=11)
+    return path
+
+
+def _trainer(tmp_path, **kwargs) -> pl.Trainer:
+    defaults = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def test_epoch_metrics_equal_the_loss_over_one_big_batch():
+    torch.manual_seed(0)
+    predictions, targets = torch.randn(10, 30), torch.randn(10, 30)
+    mask = torch.rand(10, 30) < 0.4
+    mask[3] = False  # a window with no probed position is left out, as in the loss
+    metric = MaskedReconstructionMetrics()
+    for part in torch.split(torch.arange(10), 4):
+        metric.update(predictions[part], targets[part], mask[part])
+    values = metric.compute()
+    torch.testing.assert_close(values["rmse"], masked_rmse(predictions, targets, mask), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(values["r2"], masked_r2(predictions, targets, mask), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        values["baseline_rmse"], masked_rmse(torch.zeros_like(targets), targets, mask), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_noam_schedule_is_the_original_custom_schedule():
+    module = AstromerPretraining(
+        model="astromer-1", config_overrides=TINY, lr_schedule="noam", warmup_steps=40, lr=16**-0.5 * 40**-0.5
+    )
+    config = module.configure_optimizers()
+    assert config["lr_scheduler"]["interval"] == "step"
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert optimizer.defaults["betas"] == (0.9, 0.98) and optimizer.defaults["eps"] == 1e-9
+    for step in range(1, 200):
+        expected = 16**-0.5 * min(step**-0.5, step * 40**-1.5)  # d_model^-0.5 min(step^-0.5, step warmup^-1.5)
+        assert math.isclose(optimizer.param_groups[0]["lr"], expected, rel_tol=1e-9), step
+        optimizer.step()
+        scheduler.step()
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        AstromerPretraining(config_overrides=TINY, lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lr must be positive"):
+        AstromerPretraining(config_overrides=TINY, lr=0)
+    with pytest.raises(ValueError, match="preset"):
+        AstromerFineTuning(model="astromer-2")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        AstromerClassification(model="astromer-1", class_names=["RRab"])
+
+
+def test_pretraining_learns_and_the_saved_folder_reproduces_the_validation_metric(prepared, tmp_path):
+    pl.seed_everything(0)
+    data = AstromerDataModule(path=str(prepared), batch_size=16, seed=0)
+    module = AstromerPretraining(model="astromer-1", config_overrides=SMALL, lr=2e-3)
+    saver = SavePretrainedCallback(dirpath=str(tmp_path / "pretrained"), monitor="val/rmse")
+    trainer = _trainer(tmp_path, max_epochs=12, callbacks=[saver], gradient_clip_val=1.0)
+    trainer.fit(module, data)
+
+    record = json.loads((saver.best_path / "training_metrics.json").read_text())
+    best, baseline = record["best_score"], record["metrics"]["val/baseline_rmse"]
+    assert best < 0.9 * baseline, (best, baseline)  # clearly better than predicting the window mean
+    assert record["metrics"]["val/r2"] > 0.1
+
+    reloaded = AutoModelForPreTraining.from_pretrained(saver.best_path)
+    assert type(reloaded).__name__ == "AstromerForMaskedReconstruction"
+    wrapped = AstromerPretraining(model=str(saver.best_path))
+    fresh_data = AstromerDataModule(path=str(prepared), batch_size=64, seed=0)
+    (metrics,) = _trainer(tmp_path).validate(wrapped, fresh_data, verbose=False)
+    assert metrics["val/rmse"] == pytest.approx(best, rel=1e-5)
+
+
+def _resumable_run(prepared, tmp_path, max_epochs: int, ckpt_path=None):
+    pl.seed_everything(5)
+    data = AstromerDataModule(path=str(prepared), batch_size=32, seed=3)
+    module = AstromerPretraining(model="astromer-1", config_overrides=TINY, lr=1e-3)
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    trainer = _trainer(tmp_path, max_epochs=max_epochs, callbacks=[checkpoint], enable_checkpointing=True)
+    trainer.fit(module, data, ckpt_path=ckpt_path)
+    return module, {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def test_resuming_from_the_last_checkpoint_reproduces_an_uninterrupted_run(prepared, tmp_path):
+    straight, straight_metrics = _resumable_run(prepared, tmp_path / "a", max_epochs=3)
+    _resumable_run(prepared, tmp_path / "b", max_epochs=2)  # "killed" after two epochs
+    resumed, resumed_metrics = _resumable_run(prepared, tmp_path / "b", max_epochs=3,
+                                              ckpt_path=str(tmp_path / "b" / "ckpt" / "last.ckpt"))
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    for name in ("val/rmse", "val/r2", "train/rmse", "train/loss_epoch"):
+        assert resumed_metrics[name] == straight_metrics[name], name
+
+
+def test_classification_trains_the_head_on_a_frozen_encoder_and_logs_its_metrics(prepared, tmp_path):
+    encoder_dir = tmp_path / "encoder"
+    AstromerPretraining(model="astromer-1", config_overrides=TINY).model.save_pretrained(encoder_dir)
+    pl.seed_everything(0)
+    data = AstromerDataModule(path=str(prepared), task="classification", batch_size=32, train_windows="tiling")
+    module = AstromerClassification(model=str(encoder_dir), hidden_sizes=[32, 16], freeze_encoder=True, lr=3e-3)
+    saver = SavePretrainedCallback(dirpath=str(tmp_path / "clf"), monitor="val/f1_macro", mode="max")
+    logger = CSVLogger(str(tmp_path / "logs"), name="clf")
+    trainer = _trainer(tmp_path, max_epochs=4, callbacks=[saver], logger=logger)
+    encoder_before = {n: p.clone() for n, p in AstromerPretraining(model=str(encoder_dir)).model.astromer.named_parameters()}
+    trainer.fit(module, data)
+
+    names = list(data.class_names)
+    assert module.class_names == names
+    metrics = trainer.callback_metrics
+    for key in ("val/f1_macro", "val/accuracy", "train/f1_macro", *(f"val/f1/{n}" for n in names)):
+        assert key in metrics, key
+    assert float(metrics["val/accuracy"]) > 1.5 / len(names)  # well above chance on the simulator
+    for name, parameter in module.model.astromer.named_parameters():
+        assert torch.equal(parameter, encoder_before[name]), name  # frozen
+    assert list((tmp_path / "logs" / "clf").glob("*/figures/val_confusion_matrix_step*.png"))
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(saver.best_path)
+    assert loaded.config.id2label == dict(enumerate(names)) and loaded.config.freeze_encoder
+    (test_metrics,) = trainer.test(module, data, verbose=False)
+    assert 0.0 <= test_metrics["test/f1_macro"] <= 1.0
+
+
+def test_classification_rebuilds_from_its_checkpoint(prepared, tmp_path):
+    data = AstromerDataModule(path=str(prepared), task="classification", batch_size=64)
+    module = AstromerClassification(model="astromer-1", config_overrides=TINY, hidden_sizes=[8], freeze_encoder=False)
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, callbacks=[checkpoint], enable_checkpointing=True)
+    trainer.fit(module, data)
+    restored = AstromerClassification.load_from_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert restored.class_names == list(data.class_names)
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, restored.state_dict()[name]), name
+
+
+def test_save_pretrained_callback_keeps_only_improvements(tmp_path):
+    saver = SavePretrainedCallback(dirpath=str(tmp_path), monitor="val/rmse")
+    assert saver._improved(1.0)
+    saver.best_score = 0.5
+    assert saver._improved(0.4) and not saver._improved(0.6) and not saver._improved(float("nan"))
+    assert saver.state_dict() == {"best_score": 0.5, "best_epoch": None}
+    maximiser = SavePretrainedCallback(dirpath=str(tmp_path), monitor="val/f1_macro", mode="max")
+    maximiser.load_state_dict({"best_score": 0.5, "best_epoch": 3})
+    assert maximiser._improved(0.6) and not maximiser._improved(0.4) and maximiser.best_epoch == 3
+    with pytest.raises(ValueError, match="mode"):
+        SavePretrainedCallback(mode="lowest")
+
+
+def test_bf16_mixed_precision_trains(prepared, tmp_path):
+    """The precision GPU runs use (`--trainer.precision bf16-mixed`), here through CPU autocast."""
+    pl.seed_everything(0)
+    data = AstromerDataModule(path=str(prepared), batch_size=32)
+    module = AstromerPretraining(model="astromer-1", config_overrides=TINY)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=3, limit_val_batches=2, precision="bf16-mixed")
+    trainer.fit(module, data)
+    assert math.isfinite(float(trainer.callback_metrics["val/rmse"]))
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # weights stay float32
