@@ -78,6 +78,9 @@ class AstromerMaskedReconstructionOutput(ModelOutput):
             As in :class:`AstromerModelOutput`.
         attentions (`tuple(torch.FloatTensor)`, *optional*):
             As in :class:`AstromerModelOutput`.
+        window_mse (`torch.FloatTensor` of shape `(B,)`, *optional*, returned when `labels` are given):
+            Each window's (weighted) masked MSE, NaN for a window with no probed position; `loss` is the square root
+            of the mean of the others. Data-parallel training averages these over all processes.
     """
 
     loss: torch.FloatTensor | None = None
@@ -86,6 +89,7 @@ class AstromerMaskedReconstructionOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    window_mse: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -175,6 +179,29 @@ def inverse_error_weights(errors: torch.Tensor, loss_mask: torch.Tensor) -> torc
     return torch.where(valid, (inverse - lowest) / span + 1e-3, torch.zeros_like(inverse))
 
 
+def masked_window_mse(
+    predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's masked MSE ``sum_i m w (y - yhat)^2 / sum_i m`` (the denominator is not weighted).
+
+    Args:
+        predictions, targets (`torch.Tensor` of shape `(B, T)`).
+        loss_mask (`torch.Tensor` of shape `(B, T)`): 1 where the position enters the loss.
+        weights (`torch.Tensor` of shape `(B, T)`, *optional*): per-position weights ``w``.
+
+    Returns:
+        `(mse, has_probe)`, both of shape `(B,)`: the MSE (0 for a window with no probed position) and whether the
+        window has any probed position.
+    """
+    mask = loss_mask.to(predictions.dtype)
+    squared = (targets - predictions) ** 2 * mask
+    if weights is not None:
+        squared = squared * weights
+    counts = mask.sum(dim=1)
+    has_probe = counts > 0
+    return squared.sum(dim=1) / counts.clamp_min(1.0), has_probe
+
+
 def masked_rmse(
     predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -191,16 +218,10 @@ def masked_rmse(
     Returns:
         `torch.Tensor` of shape `()`.
     """
-    mask = loss_mask.to(predictions.dtype)
-    squared = (targets - predictions) ** 2 * mask
-    if weights is not None:
-        squared = squared * weights
-    counts = mask.sum(dim=1)
-    has_probe = counts > 0
+    per_window, has_probe = masked_window_mse(predictions, targets, loss_mask, weights)
     if not bool(has_probe.any()):
         raise ValueError("No position enters the loss: every window has an empty `loss_mask`.")
-    per_window = squared.sum(dim=1)[has_probe] / counts[has_probe]
-    return torch.sqrt(per_window.mean())
+    return torch.sqrt(per_window[has_probe].mean())
 
 
 def masked_r2(predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -568,7 +589,7 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
         )
         reconstruction = self.head(outputs.last_hidden_state)
 
-        loss = r2 = None
+        loss = r2 = window_mse = None
         if labels is not None:
             labels, probed_positions = _squeeze_channel(labels), _squeeze_channel(probed_positions)
             errors = _squeeze_channel(errors)
@@ -588,12 +609,17 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
                     raise ValueError("`errors` are required when `config.loss_weighting` is 'inverse_error'.")
                 weights = inverse_error_weights(errors.to(reconstruction.dtype), loss_mask)
             targets = labels.to(reconstruction.dtype)
-            loss = masked_rmse(reconstruction, targets, loss_mask, weights)
+            per_window, has_probe = masked_window_mse(reconstruction, targets, loss_mask, weights)
+            if not bool(has_probe.any()):
+                raise ValueError("No position enters the loss: every window has an empty `loss_mask`.")
+            loss = torch.sqrt(per_window[has_probe].mean())  # = masked_rmse(reconstruction, targets, ...)
+            window_mse = per_window.masked_fill(~has_probe, float("nan"))
             r2 = masked_r2(reconstruction, targets, loss_mask)
 
         return AstromerMaskedReconstructionOutput(
             loss=loss,
             r2=r2,
+            window_mse=window_mse,
             reconstruction=reconstruction,
             last_hidden_state=outputs.last_hidden_state,
             hidden_states=outputs.hidden_states,

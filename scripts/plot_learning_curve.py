@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from astromer_hf.training.wandb_offline import find_offline_runs, read_offline_run
 
-CURVES = ("train/rmse", "val/rmse", "val/baseline_rmse")
+CURVES = ("train/rmse", "train/baseline_rmse", "val/rmse", "val/baseline_rmse")
 
 
 def epoch_rows(run: dict) -> list[dict]:
@@ -47,7 +47,7 @@ def main() -> None:
     if args.out:
         figure = Figure(figsize=(6, 3.6), layout="constrained")
         axes = figure.add_subplot()
-        for key, style in zip(CURVES, ("-o", "-o", "--")):
+        for key, style in zip(CURVES, ("-o", ":", "-o", "--")):
             points = [(row["epoch"], row[key]) for row in rows if key in row]
             axes.plot(*zip(*points), style, label=key, markersize=3)
         axes.set_xlabel("epoch")

@@ -69,3 +69,27 @@ def test_prepare_refuses_to_overwrite_and_names_unknown_surveys(prepared, tmp_pa
     assert main(["data", "prepare", "synthetic", "--set", "n_curves=0", "--out", str(tmp_path / "y")]) == 2
     assert "n_curves must be positive" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+def test_prepared_folder_is_what_save_to_disk_writes(tmp_path):
+    """Preparation moves the builder's Arrow files into the save_to_disk layout instead of copying them: the folder
+    must read back exactly like one written by `DatasetDict.save_to_disk`."""
+    import json
+
+    from datasets import load_from_disk
+
+    from astromer_hf.data.prepare import prepare_dataset
+
+    moved = prepare_dataset("synthetic", tmp_path / "moved", config="ztf", n_curves=40, seed=2)
+    moved.save_to_disk(str(tmp_path / "copied"))
+    copied = load_from_disk(str(tmp_path / "copied"))
+    assert list(moved) == list(copied) == ["train", "validation", "test"]
+    for name in moved:
+        assert moved[name].features == copied[name].features
+        assert json.dumps(moved[name].to_dict()) == json.dumps(copied[name].to_dict())  # NaN periods compare equal
+        for file in ("dataset_info.json", "state.json"):
+            ours = json.loads((tmp_path / "moved" / name / file).read_text())
+            theirs = json.loads((tmp_path / "copied" / name / file).read_text())
+            assert ours.keys() == theirs.keys(), file
+        assert [p.name for p in (tmp_path / "moved" / name).glob("*.arrow")] == ["data-00000-of-00001.arrow"]
+    assert not list(tmp_path.glob(".moved.*"))  # the staging folder is gone

@@ -260,9 +260,14 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     _lightning(_quickstart([*common, "--data.init_args.batch_size", "32"]), single, isolated_env)
     _lightning(_quickstart([*common, "--data.init_args.batch_size", "16", "--trainer.strategy", "ddp",
                             "--trainer.devices", "2"]), ddp, isolated_env, timeout=600)
-    weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors") for d in (single, ddp)]
-    for name, value in weights[0].items():
-        torch.testing.assert_close(weights[1][name], value, rtol=2e-3, atol=2e-4, msg=name)
-    metrics = [json.loads((d / "outputs" / "quickstart" / "pretrained" / "best" / "training_metrics.json").read_text())
-               for d in (single, ddp)]
-    assert metrics[1]["metrics"]["val/rmse"] == pytest.approx(metrics[0]["metrics"]["val/rmse"], rel=1e-3)
+    final = [torch.load(d / "outputs" / "quickstart" / "checkpoints" / "last.ckpt", weights_only=False)
+             for d in (single, ddp)]
+    for name, value in final[0]["state_dict"].items():
+        if name.endswith("k_proj.bias"):
+            # softmax ignores a bias shared by all keys: its true gradient is 0, so it moves only by float noise,
+            # which Adam scales up to full-size steps in either run
+            continue
+        torch.testing.assert_close(final[1]["state_dict"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    runs = [_summary(d) for d in (single, ddp)]
+    for key in ("val/rmse", "val/r2", "train/rmse"):  # every window once, over the two processes
+        assert runs[1]["summary"][key] == pytest.approx(runs[0]["summary"][key], rel=1e-4), key

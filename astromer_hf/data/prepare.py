@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from datasets import DatasetDict, load_from_disk
+from datasets import DatasetDict, config, load_from_disk
+from datasets.utils.py_utils import asdict
 
 from .builder import LightCurveBuilder, cleaning_report
 
@@ -56,7 +57,7 @@ def prepare_dataset(
     try:
         builder = cls(config_name=config, cache_dir=str(staging / "cache"), **config_kwargs)
         builder.download_and_prepare()
-        builder.as_dataset().save_to_disk(str(staging / "dataset"))
+        _move_to_disk(builder.as_dataset(), staging / "dataset")
         report = cleaning_report(builder.info)
         (staging / "dataset" / "cleaning_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
         if out.exists():  # swap, so the old folder survives any failure before the new one is in place
@@ -65,6 +66,36 @@ def prepare_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_from_disk(str(out))
+
+
+def _move_to_disk(splits: DatasetDict, path: Path) -> None:
+    """``splits.save_to_disk(path)`` by moving the builder's Arrow files instead of copying them.
+
+    Writes the layout ``save_to_disk`` writes (``dataset_dict.json``; per split ``data-*.arrow``, ``state.json``,
+    ``dataset_info.json``), so ``datasets.load_from_disk`` reads it, but renames the builder's cache files into it:
+    nothing is read back, so preparing a survey larger than memory neither copies it on disk nor pulls its
+    memory-mapped pages into the process (a copy through the memory map made the resident size grow like the data).
+    """
+    path.mkdir(parents=True)
+    (path / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": list(splits)}))
+    for name, split in splits.items():
+        if split._indices is not None:
+            raise ValueError(f"split {name!r} has an indices mapping; only a builder's own splits can be moved")
+        folder = path / name
+        folder.mkdir()
+        files = [Path(entry["filename"]) for entry in split.cache_files]
+        targets = [f"data-{index:05d}-of-{len(files):05d}.arrow" for index in range(len(files))]
+        for source, target in zip(files, targets):
+            source.rename(folder / target)
+        state = {key: split.__dict__[key] for key in _STATE_KEYS}
+        state["_split"] = str(split.split) if split.split is not None else None
+        state["_data_files"] = [{"filename": target} for target in targets]
+        (folder / config.DATASET_STATE_JSON_FILENAME).write_text(json.dumps(state, indent=2, sort_keys=True))
+        info = asdict(split.info)
+        (folder / config.DATASET_INFO_FILENAME).write_text(json.dumps({key: info[key] for key in sorted(info)}, indent=2))
+
+
+_STATE_KEYS = ("_fingerprint", "_format_columns", "_format_kwargs", "_format_type", "_output_all_columns")
 
 
 def dataset_summary(path: str | Path, *, cadence_sample: int = 10_000) -> dict:

@@ -145,6 +145,9 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         output = self.model(**{name: batch[name] for name in RECONSTRUCTION_INPUTS if name in batch})
         loss_mask = (batch["probed_positions"] != 0) & (batch["attention_mask"] != 0)
         self.stage_metrics[f"{stage}_metrics"].update(output.reconstruction, batch["labels"], loss_mask)
+        loss = output.loss
+        if stage == "train" and self.trainer.world_size > 1:
+            loss = self._global_batch_rmse(output.window_mse)
         self.log(
             f"{stage}/loss",
             output.loss,
@@ -154,7 +157,22 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
             prog_bar=True,
             sync_dist=stage != "train",
         )
-        return output.loss
+        return loss
+
+    def _global_batch_rmse(self, window_mse: torch.Tensor) -> torch.Tensor:
+        """The loss to back-propagate under data parallelism: the RMSE over the *global* batch.
+
+        Each process computes ``sqrt(mean over the global batch of the window MSEs)``, with the other processes'
+        windows entering as constants, times the number of processes (DDP averages gradients). The averaged
+        gradient is then exactly the gradient of the global-batch loss, as in one process with the global batch;
+        the mean of each process's own RMSE would weigh processes by their RMSE instead.
+        """
+        valid = ~torch.isnan(window_mse)
+        local_sum = window_mse[valid].sum()
+        totals = torch.stack([local_sum.detach(), valid.sum().to(local_sum.dtype)])
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        global_mean = (local_sum + (totals[0] - local_sum.detach())) / totals[1]
+        return torch.sqrt(global_mean) * self.trainer.world_size
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

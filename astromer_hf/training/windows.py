@@ -207,7 +207,8 @@ class WindowCollator:
 class EpochSampler(DistributedSampler):
     """Yields ``(index, epoch)`` items; shuffled per epoch from the seed, split across ranks like
     :class:`~torch.utils.data.DistributedSampler` (rank ``r`` takes every ``world``-th index, so the ranks' k-th
-    batches together are the k-th batch of a single process with the global batch size).
+    batches together are the k-th batch of a single process with the global batch size). Without shuffling
+    (evaluation) the items are not padded to equal counts per rank: each is scored exactly once.
 
     Being a ``DistributedSampler``, Lightning keeps it as it is under DDP and calls :meth:`set_epoch` every epoch.
 
@@ -235,7 +236,14 @@ class EpochSampler(DistributedSampler):
         """The epoch whose windows and masks are drawn."""
         return 0 if self.replay_first_epoch else self.epoch
 
+    def __len__(self) -> int:
+        if self.shuffle:
+            return super().__len__()
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        if not self.shuffle:  # evaluation: every item exactly once over the ranks, no padding duplicates
+            return iter([(index, self.data_epoch) for index in range(self.rank, len(self.dataset), self.num_replicas)])
         epoch = self.epoch
         self.epoch = self.data_epoch  # the parent shuffles with seed + self.epoch
         try:
