@@ -15,7 +15,7 @@ from torchmetrics.classification import (
 from ..modeling_astromer import AstromerForLightCurveClassification
 from .figures import confusion_matrix_figure
 from .loggers import log_figure
-from .pretraining import STAGES, AstromerTrainingMixin, load_or_build
+from .pretraining import STAGES, AstromerTrainingMixin, check_optimizer_settings, load_or_build
 
 CLASSIFICATION_INPUTS = ("magnitudes", "times", "attention_mask", "labels")
 
@@ -56,8 +56,7 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
         config_overrides: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if lr_schedule not in ("constant", "noam"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'noam', got {lr_schedule!r}")
+        check_optimizer_settings(lr, lr_schedule, warmup_steps)
         if class_names is not None and len(class_names) < 2:
             raise ValueError(f"classification needs at least 2 classes, got {class_names!r}")
         self.save_hyperparameters()
@@ -126,15 +125,6 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
         )
         return output.loss
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "test")
-
     def _log_epoch_metrics(self, stage: str) -> None:
         metrics = self.stage_metrics[f"{stage}_metrics"]
         values = {
@@ -147,15 +137,7 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
         confusion = metrics["confusion"].compute().cpu().numpy()
         if stage != "train" and not self.trainer.sanity_checking and self.trainer.is_global_zero:
             figure = confusion_matrix_figure(confusion, self.class_names)
-            log_figure(self.logger, f"{stage}/confusion_matrix", figure, self.global_step)
+            for logger in self.loggers:
+                log_figure(logger, f"{stage}/confusion_matrix", figure, self.global_step, close=False)
         for metric in metrics.values():
             metric.reset()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch_metrics("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")

@@ -40,10 +40,39 @@ def run_seed() -> int:
     return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
+def check_optimizer_settings(lr: float, lr_schedule: str, warmup_steps: int) -> None:
+    """Raise a clear error for settings :meth:`AstromerTrainingMixin.configure_optimizers` cannot use."""
+    if lr_schedule not in ("constant", "noam"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'noam', got {lr_schedule!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
+
+
 class AstromerTrainingMixin:
-    """What every Astromer Lightning module shares: Adam with the original's settings and an optional per-step
+    """What every Astromer Lightning module shares: one ``_shared_step(batch, stage)`` and one
+    ``_log_epoch_metrics(stage)`` for train / val / test, Adam with the original's settings and an optional per-step
     warm-up schedule, throughput and gradient-norm logging, and dropout seeded per epoch so that a run resumed from
     a checkpoint draws exactly the dropout masks of an uninterrupted run."""
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -116,12 +145,7 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         warmup_steps: int = 4000,
     ) -> None:
         super().__init__()
-        if lr_schedule not in ("constant", "noam"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'noam', got {lr_schedule!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
-            raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
+        check_optimizer_settings(lr, lr_schedule, warmup_steps)
         self.save_hyperparameters()
         self.model = load_or_build(AstromerForMaskedReconstruction, model, config_overrides)
         # Keyed "<stage>_metrics": a ModuleDict key may not be "train" (a Module method).
@@ -174,16 +198,10 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         global_mean = (local_sum + (totals[0] - local_sum.detach())) / totals[1]
         return torch.sqrt(global_mean) * self.trainer.world_size
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if batch_idx == 0 and self.example_batch is None:
+        if batch_idx == 0 and self.example_batch is None:  # for the figures: the same windows every epoch
             self.example_batch = {name: value.detach().cpu() for name, value in batch.items()}
         return self._shared_step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "test")
 
     def _log_epoch_metrics(self, stage: str) -> None:
         metric = self.stage_metrics[f"{stage}_metrics"]
@@ -192,15 +210,6 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         values = metric.compute()
         self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, prog_bar=stage == "val")
         metric.reset()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch_metrics("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
 
 
 class AstromerFineTuning(AstromerPretraining):
