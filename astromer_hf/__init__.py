@@ -12,6 +12,9 @@ Importing the package registers the Astromer classes with the ``transformers`` A
 
 Saved folders also carry the modeling code (``auto_map``), so they load with ``trust_remote_code=True`` where this
 package is not installed.
+
+It also lets these classes (and ``AstromerConfig``, ``AstromerProcessor``, the Astromer models) load the named
+releases: ``AutoModel.from_pretrained("astromer-base")`` (see :mod:`astromer_hf.releases`).
 """
 
 from transformers import (
@@ -33,6 +36,7 @@ from .modeling_astromer import (
     AstromerPreTrainedModel,
 )
 from .processing_astromer import AstromerProcessor
+from .releases import RELEASES, install_release_names
 
 __version__ = "0.1.0.dev0"
 
@@ -49,8 +53,21 @@ AstromerForMaskedReconstruction.register_for_auto_class("AutoModelForPreTraining
 AstromerForLightCurveClassification.register_for_auto_class("AutoModelForSequenceClassification")
 AstromerProcessor.register_for_auto_class("AutoFeatureExtractor")
 
+# Release names ("astromer-base", ...) resolve to folders in from_pretrained.
+install_release_names(
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    AutoFeatureExtractor,
+    AstromerConfig,
+    AstromerPreTrainedModel,
+    AstromerProcessor,
+)
+
 __all__ = [
     "ASTROMER_PRESETS",
+    "RELEASES",
     "AstromerConfig",
     "AstromerPreTrainedModel",
     "AstromerModel",

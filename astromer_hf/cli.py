@@ -10,6 +10,14 @@ Subcommands:
     Build a survey dataset (train / validation / test Arrow splits) into DIR.
 ``astromer data info DIR``
     Counts per split and class, length and cadence histograms, cleaning report.
+``astromer download NAME``
+    Fetch and cache a named release (``astromer-base`` ...) so that ``from_pretrained(NAME)`` works offline.
+``astromer publish-release NAME [--repo-id ORG/NAME]``
+    Convert a release's official file and push it, with its model card, to the Hub (for maintainers).
+``astromer push DIR --repo-id ORG/NAME [--private] [--revision BRANCH]``
+    Push a ``save_pretrained`` folder with a model card (metrics from its ``training_metrics.json``).
+``astromer data push DIR --repo-id ORG/NAME``
+    Push a prepared dataset folder (splits, features, cleaning report, dataset card).
 ``astromer fit|validate|test|predict [--config RECIPE.yaml] [--section.key VALUE ...]``
     Train or evaluate with the Lightning CLI (the same as ``lightning fit``), Astromer pretraining on the simulator
     by default. See ``recipes/``.
@@ -114,6 +122,47 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace) -> int:
+    from .hub import download_release
+
+    folder = download_release(args.name, revision=args.revision)
+    print(f"{args.name} -> {folder}")
+    print(f"from_pretrained({args.name!r}) now loads it without network (HF_HUB_OFFLINE=1 works).")
+    return 0
+
+
+def _publish_release(args: argparse.Namespace) -> int:
+    from .hub import publish_release
+
+    commit = publish_release(args.name, args.repo_id, private=args.private, revision=args.revision)
+    print(f"Published {args.name}: {commit.commit_url}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_folder_to_hub
+
+    commit = push_folder_to_hub(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                                commit_message=args.commit_message)
+    print(f"Pushed {args.folder}: {commit.commit_url}")
+    return 0
+
+
+def _data_push(args: argparse.Namespace) -> int:
+    from .data.hub import push_dataset_to_hub
+
+    repo_id = push_dataset_to_hub(args.path, args.repo_id, private=args.private, commit_message=args.commit_message)
+    print(f"Pushed {args.path} -> dataset {repo_id}")
+    return 0
+
+
+def _add_hub_options(parser: argparse.ArgumentParser, *, revision: bool = True) -> None:
+    parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    if revision:
+        parser.add_argument("--revision", metavar="BRANCH", help="branch to push to (created if needed)")
+    parser.add_argument("--commit-message", metavar="TEXT")
+
+
 def _pool_per_curve(states, attention_mask, curve_index, n_curves: int):
     """Mean of the per-observation embeddings `(W, T, D)` over every real observation of each curve -> `(C, D)`."""
     import torch
@@ -146,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
 
+    download = commands.add_parser("download", help="fetch and cache a named release for offline use")
+    download.add_argument("name", help="release name, e.g. astromer-base")
+    download.add_argument("--revision", help="hub revision of the release repo")
+    download.set_defaults(handler=_download)
+
+    publish = commands.add_parser("publish-release", help="convert a release's official file and push it to the Hub")
+    publish.add_argument("name", help="release name, e.g. astromer-1-macho")
+    publish.add_argument("--repo-id", metavar="ORG/NAME", help="target repo (default: the release's canonical repo)")
+    publish.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    publish.add_argument("--revision", metavar="BRANCH", help="branch to push to (created if needed)")
+    publish.set_defaults(handler=_publish_release)
+
+    push = commands.add_parser("push", help="push a save_pretrained folder with a model card to the Hub")
+    push.add_argument("folder", metavar="DIR")
+    push.add_argument("--repo-id", required=True, metavar="ORG/NAME")
+    _add_hub_options(push)
+    push.set_defaults(handler=_push)
+
     data = commands.add_parser("data", help="prepare and inspect survey datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     prepare = data_commands.add_parser("prepare", help="build a survey into train/validation/test Arrow splits")
@@ -160,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", metavar="DIR")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(handler=_data_info)
+    data_push = data_commands.add_parser("push", help="push a prepared dataset folder to the Hub")
+    data_push.add_argument("path", metavar="DIR")
+    data_push.add_argument("--repo-id", required=True, metavar="ORG/NAME")
+    _add_hub_options(data_push, revision=False)
+    data_push.set_defaults(handler=_data_push)
     return parser
 
 
@@ -172,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, OSError) as error:
         print(f"astromer {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -438,6 +438,18 @@ class AstromerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, AstromerForLightCurveClassification) and module.layer_weights is not None:
             init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
 
+    def push_to_hub(self, repo_id: str, *, processor=None, metrics=None, **kwargs):
+        """Push the model to the Hub with an Astromer model card (architecture, intended use and limits, evaluation
+        results from ``metrics`` such as ``{"val/rmse": 0.15}``, how to load it, citations) and, when given, the
+        ``processor`` configuration. ``private``, ``revision``, ``commit_message``, ``token`` and ``create_pr`` work
+        as in transformers; other keyword arguments go to :func:`astromer_hf.model_card.render_model_card`. Where
+        astromer_hf is not installed (code loaded with ``trust_remote_code``), the transformers default is used."""
+        try:
+            from astromer_hf.hub import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_to_hub(self, repo_id, processor=processor, metrics=metrics, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual; when the code is saved too (``auto_map``), map every Astromer Auto class, not only the one
         of this head, so e.g. ``AutoModel`` loads a saved pretraining model with ``trust_remote_code=True``."""

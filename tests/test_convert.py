@@ -49,7 +49,7 @@ def test_cli_converts_the_released_zip(reference_dir, tmp_path, capsys):
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: transformers" in card
     assert "macho_a0.zip" in card and ZIP_SHA256 in card
-    for section in ("## Source", "## Architecture", "## Use", "## Citation"):
+    for section in ("## Provenance", "## Model", "## Intended use and limits", "## How to load and embed", "## Citation"):
         assert section in card
     assert "661,505 parameters" in card and '"exp_date": "2021-09-29 02:34:42"' in card
 

@@ -175,66 +175,31 @@ def _checkpoint_files(checkpoint: OriginalCheckpoint) -> list[Path]:
 def render_model_card(
     config: AstromerConfig, checkpoint: OriginalCheckpoint, source: Path, source_sha256: dict[str, str], n_params: int
 ) -> str:
-    """The README.md written beside a converted model: provenance, architecture, how to load it."""
+    """The README.md written beside a converted model: provenance (source files, their sha256, the original
+    configuration), architecture, how to load it (see :func:`astromer_hf.model_card.render_model_card`)."""
     from .. import __version__
+    from ..model_card import render_model_card as render_card
 
     checksums = "\n".join(f"| `{name}` | `{digest}` |" for name, digest in source_sha256.items())
     original_config = json.dumps(checkpoint.raw_config, indent=2, sort_keys=True, default=str)
-    return f"""---
-library_name: transformers
-license: mit
-tags:
-- astronomy
-- light-curves
-- time-series
-- astromer
-- converted-from-tensorflow
-pipeline_tag: feature-extraction
----
-
-# {source.stem} — {"Astromer 1" if checkpoint.generation == "astromer-1" else "Astromer 2"} (converted)
-
-Weights of the original TensorFlow Astromer checkpoint `{source.name}`, converted to PyTorch with
-`astromer convert` (astromer_hf {__version__}). The tensors are the original float32 values, renamed and with Keras
-`[in, out]` kernels transposed; nothing was retrained.
-
-## Source
-
-| file | sha256 |
-|---|---|
-{checksums}
-
-Original configuration (`{checkpoint.config_file.name}`):
-
-```json
-{original_config}
-```
-
-## Architecture
-
-`{config.num_hidden_layers}` attention blocks, width {config.hidden_size}, {config.num_attention_heads} heads, feed-forward
-{config.intermediate_size} (tanh), residuals `{config.residual_style}`, attention mask `{config.attention_mask_style}`,
-[MASK] token {"yes" if config.use_mask_token else "no"}, window {config.window_size} observations;
-{n_params:,} parameters with the reconstruction head.
-
-## Use
-
-```python
-import astromer_hf
-from transformers import AutoModel
-from astromer_hf import AstromerProcessor
-
-model = AutoModel.from_pretrained("path/to/this/folder")
-processor = AstromerProcessor.from_pretrained("path/to/this/folder")
-inputs = processor(list_of_light_curves)  # each an (N, 3) array: time [days], magnitude, error
-embeddings = model(**{{k: inputs[k] for k in ("magnitudes", "times", "attention_mask")}}).last_hidden_state
-```
-
-## Citation
-
-Donoso-Oliva, C., Becker, I., Protopapas, P., et al. 2023, A&A, 670, A54 — ASTROMER: A transformer-based embedding
-for the representation of light curves. Astromer 2: arXiv:2502.02717.
-"""
+    generation = "Astromer 1" if checkpoint.generation == "astromer-1" else "Astromer 2"
+    provenance = (
+        f"Weights of the original TensorFlow Astromer checkpoint `{source.name}`, converted to PyTorch with "
+        f"`astromer convert` (astromer_hf {__version__}). The tensors are the original float32 values, renamed and "
+        "with Keras `[in, out]` kernels transposed; nothing was retrained.\n\n"
+        f"| file | sha256 |\n|---|---|\n{checksums}\n\n"
+        f"Original configuration (`{checkpoint.config_file.name}`):\n\n```json\n{original_config}\n```"
+    )
+    card = render_card(
+        config,
+        title=f"{source.stem} — {generation} (converted)",
+        description=f"The {generation} checkpoint `{source.name}` released by the Astromer authors, in "
+        "Hugging Face form.",
+        n_parameters=n_params,
+        provenance=provenance,
+        extra_tags=("converted-from-tensorflow",),
+    )
+    return str(card)
 
 
 def convert_tf_checkpoint(source: str | Path, output_dir: str | Path, overwrite: bool = False) -> Path:

@@ -7,13 +7,14 @@ prepared survey datasets, callbacks, loggers and the ``lightning`` / ``astromer 
     A classifier head on a frozen or trainable encoder (spec §6).
 ``AstromerDataModule``
     Prepared splits -> windows, masks and labels in a vectorised collate; deterministic validation and test.
-``SavePretrainedCallback``, ``ReconstructionFigureCallback``
-    The best model as a ``save_pretrained`` folder; reconstruction and attention figures.
+``SavePretrainedCallback``, ``PushToHubCallback``, ``ReconstructionFigureCallback``
+    The best model as a ``save_pretrained`` folder with its model card, pushed to the Hub if asked; reconstruction
+    and attention figures.
 ``AstromerWandbLogger``, ``TrackioLogger``
     Loggers that never prompt or hang.
 """
 
-from .callbacks import ReconstructionFigureCallback, SavePretrainedCallback
+from .callbacks import PushToHubCallback, ReconstructionFigureCallback, SavePretrainedCallback
 from .classification import AstromerClassification
 from .data_module import AstromerDataModule
 from .loggers import AstromerWandbLogger, TrackioLogger, log_figure
@@ -25,6 +26,7 @@ __all__ = [
     "AstromerClassification",
     "AstromerDataModule",
     "SavePretrainedCallback",
+    "PushToHubCallback",
     "ReconstructionFigureCallback",
     "AstromerWandbLogger",
     "TrackioLogger",

@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from ..hub import push_folder_to_hub
+from ..model_card import card_for_folder
 from .figures import attention_figure, reconstruction_figure
 from .loggers import log_figure
 from .pretraining import RECONSTRUCTION_INPUTS
@@ -26,7 +28,8 @@ class SavePretrainedCallback(pl.Callback):
 
     After every validation, when ``monitor`` improves, ``<dirpath>/best`` is replaced (written beside it and renamed
     into place, so a crash never leaves a half-written folder) by the LightningModule's Hugging Face ``model``, the
-    data module's processor configuration and ``training_metrics.json`` (epoch, step and every logged metric). At
+    data module's processor configuration, ``training_metrics.json`` (epoch, step and every logged metric) and a
+    ``README.md`` model card with those metrics and the training settings. At
     the end of ``fit``, loggers that keep model artifacts (:class:`~astromer_hf.training.AstromerWandbLogger`)
     receive the folder.
 
@@ -90,6 +93,7 @@ class SavePretrainedCallback(pl.Callback):
                 "metrics": metrics,
             }
             (staging / METRICS_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+            card_for_folder(staging, training=training_summary(trainer, pl_module)).save(staging / "README.md")
             previous = self.dirpath / f".previous-{BEST_FOLDER}"
             shutil.rmtree(previous, ignore_errors=True)
             if self.best_path.exists():
@@ -163,3 +167,83 @@ class ReconstructionFigureCallback(pl.Callback):
             log_figure(logger, "val/attention", attention, step, close=False)
         figure.clear()
         attention.clear()
+
+
+def training_summary(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
+    """Markdown for a model card: the module's and the data module's settings and the training length."""
+    import yaml
+
+    parts = {"model": dict(pl_module.hparams)}
+    if trainer.datamodule is not None:
+        parts["data"] = dict(trainer.datamodule.hparams)
+    parts["trainer"] = {"epochs_run": trainer.current_epoch + 1, "global_step": trainer.global_step,
+                        "max_epochs": trainer.max_epochs, "precision": str(trainer.precision),
+                        "world_size": trainer.world_size}
+    settings = yaml.safe_dump(json.loads(json.dumps(parts, default=str)), sort_keys=False)
+    return (
+        f"Trained with astromer_hf's `{type(pl_module).__name__}` (Lightning). Settings:\n\n```yaml\n{settings}```"
+    )
+
+
+class PushToHubCallback(pl.Callback):
+    """Push the best model (the folder :class:`SavePretrainedCallback` keeps) to a Hub repo every
+    ``every_n_epochs`` epochs when it has improved, and once more at the end of ``fit``; the model card carries the
+    latest metrics. Off unless added to the trainer's callbacks (see ``docs/publishing.md``).
+
+    Args:
+        repo_id: the model repo (``org/name``), created if needed.
+        every_n_epochs: how often to push during training (0: only at the end).
+        private: create the repo private.
+        revision: branch to push to (created if needed).
+        token: a Hub token; None reads ``HF_TOKEN`` / the login (never logged).
+    """
+
+    def __init__(self, repo_id: str, every_n_epochs: int = 0, private: bool | None = None,
+                 revision: str | None = None, token: str | None = None) -> None:
+        super().__init__()
+        if "/" not in repo_id:
+            raise ValueError(f"repo_id must be 'namespace/name', got {repo_id!r}")
+        if every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
+        self.repo_id = repo_id
+        self.every_n_epochs = every_n_epochs
+        self.private = private
+        self.revision = revision
+        self.token = token
+        self.pushed_epoch: int | None = None
+        self.commits: list[str] = []
+
+    def _saver(self, trainer: pl.Trainer) -> SavePretrainedCallback:
+        for callback in trainer.callbacks:
+            if isinstance(callback, SavePretrainedCallback):
+                return callback
+        raise ValueError("PushToHubCallback pushes the folder of a SavePretrainedCallback; add one to the callbacks")
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._saver(trainer)
+
+    def _push(self, trainer: pl.Trainer, reason: str) -> None:
+        saver = self._saver(trainer)
+        if not trainer.is_global_zero or not saver.best_path.exists() or saver.best_epoch == self.pushed_epoch:
+            return
+        commit = push_folder_to_hub(
+            saver.best_path, self.repo_id, private=self.private, revision=self.revision, token=self.token,
+            commit_message=f"{reason}: best {saver.monitor} = {saver.best_score:.5g} at epoch {saver.best_epoch}",
+        )
+        self.pushed_epoch = saver.best_epoch
+        self.commits.append(commit.oid)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self.every_n_epochs or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        self._push(trainer, f"Epoch {trainer.current_epoch}")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._push(trainer, "End of training")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pushed_epoch": self.pushed_epoch, "commits": list(self.commits)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.pushed_epoch = state_dict.get("pushed_epoch")
+        self.commits = list(state_dict.get("commits", []))

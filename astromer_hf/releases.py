@@ -1,0 +1,258 @@
+"""Named releases of the pretrained Astromer models, and how a name becomes a loadable folder.
+
+``AutoModel.from_pretrained("astromer-base")`` (after ``import astromer_hf``) and
+``AstromerModel.from_pretrained("astromer-base")`` resolve a release name to a ``save_pretrained`` folder:
+
+1. a local folder of that name, if one exists (it wins, as for any model id);
+2. the release's canonical Hugging Face Hub repo (``snapshot_download``: from the Hub cache when it holds it, so
+   this works with ``HF_HUB_OFFLINE=1`` after one download);
+3. the official release file the authors published (GitHub weights repository, Zenodo): downloaded (resumable,
+   retried), checked against its published checksum, converted once with :func:`astromer_hf.convert_tf_checkpoint`
+   and cached under ``$ASTROMER_HF_RELEASES`` (default ``~/.cache/astromer_hf/releases``), so later loads need no
+   network.
+
+If none of these gives the weights, a :class:`ReleaseNotFoundError` lists what was tried: random weights are never
+returned in their place. ``astromer download NAME`` runs steps 2-3 ahead of time (air-gapped clusters).
+
+Mirrors: ``ASTROMER_HF_RELEASE_MIRROR=https://host/path`` fetches every official file from ``<mirror>/<file name>``
+instead of its publisher (the checksum is still verified).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKSUM_ALGORITHMS = ("sha256", "md5")
+CITATION_ASTROMER_1 = """@article{donoso2023astromer,
+  title   = {{ASTROMER}: A transformer-based embedding for the representation of light curves},
+  author  = {Donoso-Oliva, C. and Becker, I. and Protopapas, P. and Cabrera-Vives, G. and Vishnu, M. and Vardhan, H.},
+  journal = {Astronomy \\& Astrophysics},
+  volume  = {670},
+  pages   = {A54},
+  year    = {2023}
+}"""
+CITATION_ASTROMER_2 = """@article{donoso2025astromer2,
+  title   = {Astromer 2},
+  author  = {Donoso-Oliva, C. and Becker, I. and Protopapas, P. and Cabrera-Vives, G. and others},
+  journal = {arXiv e-prints},
+  eprint  = {2502.02717},
+  year    = {2025}
+}"""
+
+
+class ReleaseNotFoundError(OSError):
+    """A release name could not be resolved to weights by any of the allowed routes."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One released model.
+
+    Args:
+        name: the name users load (``"astromer-base"``).
+        repo_id: its canonical Hugging Face Hub repo.
+        url: the official release file (what the authors published).
+        checksum: ``(algorithm, hex digest)`` of that file, ``algorithm`` in :data:`CHECKSUM_ALGORITHMS`.
+        generation: ``"astromer-1"`` or ``"astromer-2"``.
+        description: one paragraph for the model card.
+        license: SPDX id.
+        citation: BibTeX of the paper(s) to cite.
+        aliases: other names of the same release.
+        notes: provenance details (where the checksum comes from, what is unverified).
+    """
+
+    name: str
+    repo_id: str
+    url: str
+    checksum: tuple[str, str]
+    generation: str
+    description: str
+    license: str = "mit"
+    citation: str = CITATION_ASTROMER_1
+    aliases: tuple[str, ...] = ()
+    notes: str = ""
+    pretraining_data: tuple[str, ...] = field(default=("MACHO",))
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+ASTROMER_1_MACHO = Release(
+    name="astromer-1-macho",
+    aliases=("astromer-base",),
+    repo_id="astromer-science/astromer-1-macho",
+    url="https://github.com/astromer-science/weights/raw/main/macho_a0.zip",
+    checksum=("sha256", "76a204a37a0d47bfd722477f55231624c0c56cf9eea3369b5f22ff445d95158b"),
+    generation="astromer-1",
+    description=(
+        "Astromer 1 pretrained on MACHO R-band light curves by masked reconstruction (Donoso-Oliva et al. 2023): "
+        "2 attention blocks, 4 heads, width 256, 661,505 parameters. The weights the original ASTROMER Python "
+        "package served as `macho` in the paper era."
+    ),
+    notes=(
+        "`macho_a0.zip` of the authors' weights repository (git blob b0aee2f1b014199d80b7eddf2b8763805db2a07d, "
+        "the former `macho.zip`, renamed on 2024-12-06); sha256 measured on that blob. Its conversion reproduces "
+        "the original TensorFlow outputs (tested on 30 real light curves)."
+    ),
+)
+ASTROMER_2_MACHO = Release(
+    name="astromer-2-macho",
+    repo_id="astromer-science/astromer-2-macho",
+    url="https://zenodo.org/records/18207945/files/pt_macho_v2_2025.zip",
+    checksum=("md5", "42dfac36992119f5c4364c83729f3111"),
+    generation="astromer-2",
+    citation=CITATION_ASTROMER_2 + "\n\n" + CITATION_ASTROMER_1,
+    description=(
+        "Astromer 2 pretrained on 1.5 million MACHO light curves (Donoso-Oliva et al. 2025): 6 attention blocks, "
+        "4 heads of 64, feed-forward 512, projected residuals, key masking and a trainable [MASK] token; "
+        "3,953,410 parameters."
+    ),
+    notes=(
+        "`pt_macho_v2_2025.zip` of Zenodo record 10.5281/zenodo.18207945. The md5 is the one Zenodo lists for the "
+        "file as recorded by a third-party tool card; it could not be checked from here, and neither could the "
+        "checkpoint's layer names (the converter maps those of the Astromer 2 code)."
+    ),
+)
+RELEASES: dict[str, Release] = {
+    name: release for release in (ASTROMER_1_MACHO, ASTROMER_2_MACHO) for name in (release.name, *release.aliases)
+}
+
+
+def get_release(name: str) -> Release:
+    """The release of a name or alias; ``KeyError`` naming the known ones otherwise."""
+    if name not in RELEASES:
+        raise KeyError(f"unknown Astromer release {name!r}; known: {sorted(RELEASES)}")
+    return RELEASES[name]
+
+
+def releases_dir() -> Path:
+    """Where converted official releases are cached: ``$ASTROMER_HF_RELEASES`` or ``~/.cache/astromer_hf/releases``."""
+    return Path(os.environ.get("ASTROMER_HF_RELEASES") or Path.home() / ".cache" / "astromer_hf" / "releases")
+
+
+def converted_path(release: Release) -> Path:
+    """The cache folder of a release's converted official file (named by its checksum)."""
+    algorithm, digest = release.checksum
+    return releases_dir() / release.name / f"{algorithm}-{digest[:16]}"
+
+
+def official_url(release: Release) -> str:
+    """The official file's URL, or its copy on ``$ASTROMER_HF_RELEASE_MIRROR``."""
+    mirror = os.environ.get("ASTROMER_HF_RELEASE_MIRROR")
+    return f"{mirror.rstrip('/')}/{release.filename}" if mirror else release.url
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_official(release: Release, *, progress: bool = True) -> Path:
+    """Download (or reuse) the official file, verify its checksum, convert it once; the converted folder.
+
+    Raises:
+        ReleaseNotFoundError: offline with nothing cached, or the download failed (the URL is named).
+        astromer_hf.data.download.ChecksumError: the file does not have the published checksum (nothing is cached).
+    """
+    from .convert.convert_tf_checkpoint import convert_tf_checkpoint
+    from .data.download import ChecksumError, DownloadError, download_file
+
+    target = converted_path(release)
+    if (target / "config.json").is_file():
+        return target
+    if _offline():
+        raise ReleaseNotFoundError(
+            f"{release.name}: HF_HUB_OFFLINE is set and the converted release is not cached at {target}; run "
+            f"`astromer download {release.name}` once with network access"
+        )
+    algorithm, expected = release.checksum
+    url = official_url(release)
+    downloads = releases_dir() / "downloads"
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(downloads)) as scratch:
+        destination = Path(scratch) / release.filename
+        try:
+            download_file(url, destination, sha256=expected if algorithm == "sha256" else None, progress=progress)
+        except DownloadError as error:
+            raise ReleaseNotFoundError(f"{release.name}: downloading the official file failed: {error}") from error
+        if algorithm != "sha256":
+            actual = _file_digest(destination, algorithm)
+            if actual != expected:
+                raise ChecksumError(url, f"{algorithm}:{expected}", f"{algorithm}:{actual}")
+        staging = target.parent / f".{target.name}.converting"
+        shutil.rmtree(staging, ignore_errors=True)
+        convert_tf_checkpoint(destination, staging, overwrite=True)
+        staging.rename(target)
+    return target
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def resolve_release(name: str, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """A local ``save_pretrained`` folder holding release ``name`` (see the module docstring for the order)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    release = get_release(name)
+    tried: list[str] = []
+    try:
+        return Path(snapshot_download(release.repo_id, revision=revision, token=token))
+    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+        tried.append(f"hub repo {release.repo_id}: {type(error).__name__}: {str(error).splitlines()[0]}")
+    try:
+        return fetch_official(release)
+    except ReleaseNotFoundError as error:
+        tried.append(f"official file {official_url(release)}: {error}")
+    raise ReleaseNotFoundError(f"could not load Astromer release {name!r}:\n  - " + "\n  - ".join(tried))
+
+
+def resolve_name_or_path(name_or_path, **hub_kwargs):
+    """``name_or_path`` unchanged unless it is a release name that is not a local path; then its resolved folder."""
+    if isinstance(name_or_path, str) and name_or_path in RELEASES and not os.path.exists(name_or_path):
+        token = hub_kwargs.get("token")
+        return str(resolve_release(name_or_path, revision=hub_kwargs.get("revision"), token=token))
+    return name_or_path
+
+
+def _resolving(method):
+    """Wrap a ``from_pretrained`` classmethod so that its first argument may be a release name."""
+    function = method.__func__
+
+    @functools.wraps(function)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        path = resolve_name_or_path(pretrained_model_name_or_path, **kwargs)
+        if path is not pretrained_model_name_or_path:
+            kwargs.pop("revision", None)  # the revision was used to resolve the name
+        return function(cls, path, *args, **kwargs)
+
+    from_pretrained.__astromer_release_names__ = True
+    return classmethod(from_pretrained)
+
+
+def install_release_names(*classes) -> None:
+    """Let ``cls.from_pretrained`` of each class accept release names (idempotent)."""
+    for cls in classes:
+        current = cls.__dict__.get("from_pretrained")
+        if current is None:
+            current = classmethod(cls.from_pretrained.__func__)
+        if getattr(current.__func__, "__astromer_release_names__", False):
+            continue
+        setattr(cls, "from_pretrained", _resolving(current))
