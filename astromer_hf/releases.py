@@ -188,6 +188,8 @@ def fetch_official(release: Release, *, progress: bool = True) -> Path:
         destination = Path(scratch) / release.filename
         try:
             download_file(url, destination, sha256=expected if algorithm == "sha256" else None, progress=progress)
+        except ChecksumError:
+            raise  # the file is not the release: say so, never fall back
         except DownloadError as error:
             raise ReleaseNotFoundError(f"{release.name}: downloading the official file failed: {error}") from error
         if algorithm != "sha256":

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fault_server import archive  # noqa: F401  (fixture: a faulty HTTP archive on 127.0.0.1)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 REFERENCE_DIR = SHARED_DIR / "reference" / "astromer1-macho"
