@@ -66,6 +66,7 @@ EMBED = textwrap.dedent(
     model = AutoModel.from_pretrained("astromer-base").eval()
     same = astromer_hf.AstromerModel.from_pretrained("astromer-1-macho")
     assert AutoConfig.from_pretrained("astromer-base").num_hidden_layers == 2
+    assert astromer_hf.AstromerProcessor.from_pretrained("astromer-base").window_size == 200
     with torch.no_grad():
         out = model(torch.from_numpy(reference["win_mag"]), torch.from_numpy(reference["win_times"]),
                     attention_mask=torch.from_numpy(1 - reference["win_mask_in"]).long())
