@@ -145,8 +145,11 @@ def render_model_card(
     ]
     if provenance:
         sections.append(f"## Provenance\n\n{provenance}")
-    if training:
-        sections.append(f"## Training data and recipe\n\n{training}")
+    sections.append(
+        "## Training data and recipe\n\n"
+        + (training or "Not recorded with this upload: pass `training=` (markdown) to `push_to_hub`, or push the folder "
+           "a `SavePretrainedCallback` wrote, which records the training settings.")
+    )
     if by_split:
         rows = "\n".join(
             f"| {split} | {METRIC_NAMES[name]} | {value:.4f} |"
@@ -173,7 +176,8 @@ def render_model_card(
 
 def card_for_folder(folder: str | Path, *, repo_id: str | None = None, **kwargs: Any) -> ModelCard:
     """The card of a ``save_pretrained`` folder: its config, its parameter count, and, when the folder holds the
-    ``training_metrics.json`` of :class:`~astromer_hf.training.SavePretrainedCallback`, its metrics."""
+    ``training_metrics.json`` of :class:`~astromer_hf.training.SavePretrainedCallback`, its metrics and training
+    settings (``kwargs`` override them)."""
     from safetensors import safe_open
 
     folder = Path(folder)
@@ -184,8 +188,10 @@ def card_for_folder(folder: str | Path, *, repo_id: str | None = None, **kwargs:
         with safe_open(str(weights), "pt") as tensors:
             n_parameters = sum(_numel(tensors.get_slice(name).get_shape()) for name in tensors.keys())
     record_path = folder / "training_metrics.json"
-    if "metrics" not in kwargs and record_path.is_file():
-        kwargs["metrics"] = json.loads(record_path.read_text()).get("metrics", {})
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        kwargs.setdefault("metrics", record.get("metrics", {}))
+        kwargs.setdefault("training", record.get("training"))
     kwargs.setdefault("title", repo_id.split("/")[-1] if repo_id else folder.name)
     kwargs.setdefault("description", f"An Astromer model trained with astromer_hf ({_generation(config)} design).")
     return render_model_card(config, repo_id=repo_id, n_parameters=n_parameters, **kwargs)

@@ -564,14 +564,18 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             self._cached_body = None
             server.requests.append((method, self.path))
             try:
-                for fault in list(server._faults):
-                    if fault.method in (method, "*") and fault.pattern.search(self.path):
+                with server._lock:
+                    fault = next(
+                        (f for f in server._faults if f.method in (method, "*") and f.pattern.search(self.path)), None
+                    )
+                    if fault is not None:
                         fault.times -= 1
                         if fault.times <= 0:
                             server._faults.remove(fault)
-                        self._body()
-                        self._send(fault.status, fault.body, fault.headers)
-                        return
+                if fault is not None:
+                    self._body()
+                    self._send(fault.status, fault.body, fault.headers)
+                    return
                 self._route(method)
             except HubError as err:
                 self._body_consumed_or_drop()
@@ -648,6 +652,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             raise HubError(404, f"Not found: {split.path}")
 
         def _route_api(self, method: str, segs: list[str]):
+            method = "GET" if method == "HEAD" else method  # HEAD answers the headers of the GET
             head = segs[0] if segs else ""
             if head == "whoami-v2" and method == "GET":
                 return self._whoami()
@@ -689,7 +694,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
                     return self._settings(repo_type, repo_id)
                 if action.startswith("xet-"):
                     raise HubError(501, "Xet storage is not supported by this test server: set HF_HUB_DISABLE_XET=1")
-                if action == "discussions" or (action == "branch" and False):
+                if action == "discussions":
                     raise HubError(501, "Discussions are not supported by this test server")
             raise HubError(404, f"Not found: /api/{'/'.join(segs)}")
 
@@ -827,7 +832,6 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             return found
 
         def _path_infos(self, repo: Repo, commit: Commit, paths: list[str], expand: bool) -> list[dict]:
-            dirs = {"/".join(p.split("/")[:i]) for p in commit.files for i in range(1, p.count("/") + 1)}
             infos = []
             for path in paths:
                 if path in commit.files:
@@ -846,7 +850,6 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
                     c = last.get(info["path"])
                     if c is not None:
                         info["lastCommit"] = {"id": c.id, "title": c.title, "date": c.date}
-            del dirs
             return infos
 
         def _paginated(self, items: list, page_size: int):
@@ -966,12 +969,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             answers = []
             for item in payload.get("files", []):
                 path, size = item["path"], int(item.get("size", 0))
-                sample = base64.b64decode(item.get("sample", ""))
-                try:
-                    sample.decode("utf-8")
-                    binary = b"\0" in sample
-                except UnicodeDecodeError:
-                    binary = len(sample) < 512 or not _utf8_prefix(sample)
+                binary = _looks_binary(base64.b64decode(item.get("sample", "")))
                 lfs = size >= server.lfs_threshold or binary or any(p.match(path) for p in lfs_patterns)
                 existing = commit.files.get(path)
                 answers.append(
@@ -1266,15 +1264,18 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
     return Handler
 
 
-def _utf8_prefix(sample: bytes) -> bool:
-    """True if a 512-byte sample is UTF-8 except for a multi-byte character cut at its end."""
-    for cut in range(1, 4):
+def _looks_binary(sample: bytes) -> bool:
+    """A file sample is binary if it holds a NUL byte or is not UTF-8 (a character cut at the end of the sample is
+    allowed)."""
+    if b"\0" in sample:
+        return True
+    for cut in range(4):
         try:
-            sample[:-cut].decode("utf-8")
-            return b"\0" not in sample
+            sample[: len(sample) - cut].decode("utf-8")
+            return False
         except UnicodeDecodeError:
             continue
-    return False
+    return True
 
 
 class _ThreadingServer(http.server.ThreadingHTTPServer):
@@ -1376,7 +1377,6 @@ def hub_env(monkeypatch, server: HubServer, home: Path, *, dataset_viewer: bool 
         _set(monkeypatch, constants, name, value)
     monkeypatch.setattr(hf_api.api, "endpoint", server.endpoint)
     HfFileSystem.clear_instance_cache()
-    monkeypatch.setattr(HfFileSystem, "_cache", {}, raising=False)
 
     if "transformers" in sys.modules:
         import transformers.utils.hub as transformers_hub

@@ -13,25 +13,26 @@ import json
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset, load_from_disk
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi, hf_hub_download
+from huggingface_hub import DatasetCard, HfApi, hf_hub_download
 
 from .builder import REPORT_MARKER, cleaning_report
 
 REPORT_FILE = "cleaning_report.json"
 
 
-def _card(splits: DatasetDict, repo_id: str, report: dict) -> DatasetCard:
+def _card(splits: DatasetDict, repo_id: str, report: dict, token: str | None) -> DatasetCard:
     first = next(iter(splits.values()))
     surveys = sorted(set(first.unique("survey"))) if "survey" in first.column_names and len(first) else []
     label = first.features.get("label")
     classes = ", ".join(getattr(label, "names", []) or []) or "none"
     counts = "\n".join(f"| {name} | {len(split):,} |" for name, split in splits.items())
-    data = DatasetCardData(
-        license="other",
-        tags=["astronomy", "light-curves", "time-series", "astromer"],
-        pretty_name=repo_id.split("/")[-1],
-    )
-    body = f"""# {repo_id.split("/")[-1]}
+    # `push_to_hub` wrote a card whose front matter (`dataset_info`, `configs`) describes the features and splits:
+    # keep it, and add ours.
+    card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+    card.data.license = "other"
+    card.data.tags = sorted({*(card.data.get("tags") or []), "astronomy", "light-curves", "time-series", "astromer"})
+    card.data.pretty_name = repo_id.split("/")[-1]
+    card.text = f"""# {repo_id.split("/")[-1]}
 
 Light curves from {", ".join(surveys) or "a survey"} in the astromer_hf schema: one row per object and band with
 `object_id`, `survey`, `band`, `time` (float64 days, MJD), `mag`, `mag_err`, `label`, `ra`, `dec`, `n_obs` and survey
@@ -57,7 +58,7 @@ from astromer_hf.data.hub import load_dataset_from_hub
 splits = load_dataset_from_hub("{repo_id}")          # or datasets.load_dataset("{repo_id}")
 ```
 """
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    return card
 
 
 def push_dataset_to_hub(
@@ -82,7 +83,7 @@ def push_dataset_to_hub(
         repo_type="dataset",
         commit_message="Cleaning report",
     )
-    _card(splits, repo_id, report).push_to_hub(repo_id, repo_type="dataset", token=token,
+    _card(splits, repo_id, report, token).push_to_hub(repo_id, repo_type="dataset", token=token,
                                                commit_message="Dataset card")
     return repo_id
 

@@ -91,9 +91,10 @@ class SavePretrainedCallback(pl.Callback):
                 "monitor": self.monitor,
                 "best_score": self.best_score,
                 "metrics": metrics,
+                "training": training_summary(trainer, pl_module),
             }
             (staging / METRICS_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            card_for_folder(staging, training=training_summary(trainer, pl_module)).save(staging / "README.md")
+            card_for_folder(staging).save(staging / "README.md")
             previous = self.dirpath / f".previous-{BEST_FOLDER}"
             shutil.rmtree(previous, ignore_errors=True)
             if self.best_path.exists():
