@@ -290,6 +290,8 @@ class HubServer:
         root: the folder holding the repositories.
         token, user, orgs: the one valid token, the user it belongs to and the organisations the user may write to.
         requests: every request seen, as ``(method, raw path with query string)``, in order.
+        resolved_hosts, allowed_hosts: with the ``hub`` fixture, every host name the test process resolved (a
+            pass-through wrapper of ``socket.getaddrinfo``) and the ones allowed (the fixture fails on others).
         lfs_threshold: files of at least this size are uploaded as LFS (the Hub uses 10 MB).
         lfs_multipart_chunk_size: when set, LFS uploads larger than it use the multipart transfer with parts of this size.
         page_size: entries per page of the tree and commits listings (the Hub uses 1000, 50 with ``expand``).
@@ -304,6 +306,8 @@ class HubServer:
         self.lfs_multipart_chunk_size: int | None = None
         self.page_size = 1000
         self.expanded_page_size = 50
+        self.resolved_hosts: list[str] = []  # host names looked up in-process while the `hub` fixture is active
+        self.allowed_hosts = {"127.0.0.1"}  # the `hub` fixture fails a test that looked up any other host
         self._faults: list[Fault] = []
         self._tickets: dict[str, tuple[str, int]] = {}
         self._lock = threading.RLock()
@@ -1431,7 +1435,22 @@ if pytest is not None:
 
     @pytest.fixture
     def hub(tmp_path, monkeypatch) -> Iterator[HubServer]:
-        """A running look-alike Hub with the in-process libraries pointed at it (caches under ``tmp_path/home``)."""
+        """A running look-alike Hub with the in-process libraries pointed at it (caches under ``tmp_path/home``).
+
+        The test fails if the process resolved any host name but ``HubServer.allowed_hosts`` (``127.0.0.1``): the
+        clients must not reach out anywhere else."""
+        import socket
+
         with serve_hub(tmp_path / "hub") as server:
             hub_env(monkeypatch, server, tmp_path / "home")
+            original = socket.getaddrinfo
+
+            def recording_getaddrinfo(host, *args, **kwargs):
+                server.resolved_hosts.append(host.decode() if isinstance(host, bytes) else str(host))
+                return original(host, *args, **kwargs)
+
+            monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
             yield server
+            monkeypatch.setattr(socket, "getaddrinfo", original)
+        unexpected = sorted(set(server.resolved_hosts) - server.allowed_hosts)
+        assert not unexpected, f"the clients looked up hosts other than the test hub: {unexpected}"

@@ -186,11 +186,15 @@ def test_load_dataset_falls_back_when_the_dataset_viewer_is_absent(hub, monkeypa
     ``datasets-server.<endpoint host>``; for ``127.0.0.1`` that name does not resolve (one failing DNS query), the
     error is swallowed and the data files of the repo are read instead."""
     monkeypatch.setattr(datasets.config, "USE_PARQUET_EXPORT", True)
+    viewer_host = "datasets-server.127.0.0.1"
+    hub.allowed_hosts.add(viewer_host)
     original = light_curve_dataset()
     original.push_to_hub("tester/light-curves-viewer")
     loaded = datasets.load_dataset("tester/light-curves-viewer", split="train")
     assert loaded.to_list() == original["train"].to_list()
-    assert not seen(hub, "GET", "refs%2Fconvert%2Fparquet")
+    assert loaded.features == original["train"].features
+    assert viewer_host in hub.resolved_hosts  # the viewer was tried ...
+    assert seen(hub, "GET", "/datasets/tester/light-curves-viewer/resolve/")  # ... and the repo files were read
 
 
 def test_model_card_metadata_is_validated(hub):
@@ -304,3 +308,107 @@ def _write_files(folder: Path, count: int) -> Path:
     for i in range(count):
         (folder / f"part-{i}.json").write_text(json.dumps({"i": i}))
     return folder
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _olah_env() -> dict[str, str] | None:
+    """Environment to run olah (https://pypi.org/project/olah/) with the test interpreter, or None if it is absent.
+
+    olah is not a project dependency: install it into the environment, or side by side without touching the
+    project's packages and point ``OLAH_PYTHONPATH`` at the folder, e.g.
+    ``pip install --target /tmp/olah_env --no-deps olah fastapi fastapi-utils pydantic-settings tenacity pytz
+    GitPython gitdb smmap shortuuid toml typing_inspect mypy_extensions portalocker peewee python-dotenv``."""
+    import importlib.util
+
+    env = dict(os.environ)
+    extra = os.environ.get("OLAH_PYTHONPATH")
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (extra, env.get("PYTHONPATH")) if p)
+    elif importlib.util.find_spec("olah") is None:
+        return None
+    return env
+
+
+def _start_olah(config: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
+    import socket
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "olah.server", "--config", str(config)],
+        env=env, cwd=config.parent, stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"olah did not start:\n{log.read_text()[-3000:]}")
+
+
+def test_olah_mirror_in_front_of_the_hub_and_offline_from_its_cache(tmp_path, monkeypatch):
+    """Optional: the olah mirror proxies (and caches) the test hub, then serves the cached repo with the hub gone."""
+    olah_env = _olah_env()
+    if olah_env is None:
+        pytest.skip("olah is not installed (see _olah_env for a side install through OLAH_PYTHONPATH)")
+    script = (
+        "import os, huggingface_hub as hh\n"
+        "folder = hh.snapshot_download('tester/mirrored')\n"
+        "print(sorted(os.listdir(folder)))\n"
+        "print(open(hh.hf_hub_download('tester/mirrored', 'w.safetensors'), 'rb').read().hex())\n"
+    )
+    weights = os.urandom(300_000)
+
+    def olah_config(port: int, upstream: str, offline: bool) -> Path:
+        path = tmp_path / f"olah-{port}.toml"
+        path.write_text(
+            "[basic]\n"
+            f'host = "127.0.0.1"\nport = {port}\n'
+            f'hf-scheme = "http"\nhf-netloc = "{upstream}"\nhf-lfs-netloc = "{upstream}"\n'
+            f'mirror-scheme = "http"\nmirror-netloc = "127.0.0.1:{port}"\nmirror-lfs-netloc = "127.0.0.1:{port}"\n'
+            f'repos-path = "{tmp_path / "olah-repos"}"\n'
+            f"[accessibility]\noffline = {'true' if offline else 'false'}\n"
+        )
+        return path
+
+    def download_through(port: int, server, home: str) -> list[str]:
+        env = subprocess_env(server, tmp_path / home)
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=90)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.split("\n")
+
+    with serve_hub(tmp_path / "hub") as server:
+        hub_env(monkeypatch, server, tmp_path / "home")
+        HfApi().create_repo("tester/mirrored")
+        HfApi().upload_file(path_or_fileobj=weights, path_in_repo="w.safetensors", repo_id="tester/mirrored")
+        upstream = server.endpoint.split("://", 1)[1]
+        port = _free_port()
+        olah = _start_olah(olah_config(port, upstream, offline=False), port, olah_env, tmp_path / "olah.log")
+        try:
+            lines = download_through(port, server, "home-online")
+        finally:
+            olah.terminate()
+            olah.wait(timeout=10)
+        assert lines[0] == "['.gitattributes', 'w.safetensors']" and bytes.fromhex(lines[1]) == weights
+        assert seen(server, "GET", "/tester/mirrored/resolve/")  # olah fetched from the test hub
+
+    port = _free_port()
+    olah = _start_olah(olah_config(port, upstream, offline=True), port, olah_env, tmp_path / "olah.log")
+    try:
+        lines = download_through(port, server, "home-offline")  # the test hub is gone: olah's cache answers
+    finally:
+        olah.terminate()
+        olah.wait(timeout=10)
+    assert lines[0] == "['.gitattributes', 'w.safetensors']" and bytes.fromhex(lines[1]) == weights
