@@ -22,7 +22,8 @@ What the server implements (``{t}`` is ``models``, ``datasets`` or ``spaces``; `
 * ``POST /api/repos/create`` (409 with the repo ``url`` if it exists), ``DELETE /api/repos/delete``,
   ``PUT /api/{t}/{repo}/settings`` (``private``).
 * ``GET /api/{t}/{repo}[/revision/{rev}]`` -- repo info: ``id``, ``sha``, ``private``, ``siblings`` (with
-  ``size``/``blobId``/``lfs`` when ``blobs=true``), ``cardData`` and ``tags`` from the README front matter...
+  ``size``/``blobId``/``lfs`` when ``blobs=true``), ``cardData``, ``tags``, ``library_name`` from the README front
+  matter and ``config`` (``model_type``, ``architectures``) from ``config.json``.
 * ``GET /api/{t}/{repo}/tree/{rev}[/{path}]`` (``recursive``, ``expand`` with ``lastCommit``; cursor pagination with
   a ``Link: <...>; rel="next"`` header), ``POST /api/{t}/{repo}/paths-info/{rev}``,
   ``GET /api/{t}/{repo}/commits/{rev}`` (paginated), ``GET /api/{t}/{repo}/refs``.
@@ -56,7 +57,9 @@ Client configuration (found by reading the clients; see ``hub_env`` and ``subpro
 * A subprocess only needs environment variables: ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME`` (a temporary folder:
   hub cache, token, xet and ``datasets`` caches all derive from it), ``HF_HUB_DISABLE_XET=1`` (with ``hf_xet``
   installed, uploads go through Xet unconditionally), ``HF_HUB_DISABLE_TELEMETRY=1`` (also skips the
-  ``/api/agent-harnesses`` look-up made when building the user agent) and ``HF_HUB_DISABLE_PROGRESS_BARS=1``.
+  ``/api/agent-harnesses`` look-up made when building the user agent), ``HF_UPDATE_DOWNLOAD_COUNTS=0`` (else every
+  ``datasets.load_dataset`` of a Hub dataset sends a download-counter ``HEAD`` to ``s3.amazonaws.com``, whatever
+  ``HF_ENDPOINT`` says) and ``HF_HUB_DISABLE_PROGRESS_BARS=1``.
 * In-process, the libraries read those variables *at import time* into module constants, so setting the
   environment is not enough once they are imported. ``hub_env`` sets the variables and patches:
   ``huggingface_hub.constants`` ``ENDPOINT``, ``HUGGINGFACE_CO_URL_TEMPLATE`` (used by ``hf_hub_url``),
@@ -67,13 +70,19 @@ Client configuration (found by reading the clients; see ``hub_env`` and ``subpro
   the fsspec instance cache of ``HfFileSystem`` (instances remember their endpoint); resets ``transformers``' cached
   ``HfApi`` (``transformers.utils.hub._hf_api``) and its modules cache; and ``datasets.config`` ``HF_ENDPOINT``,
   ``HUB_DATASETS_URL``, ``HF_CACHE_HOME``, ``HF_DATASETS_CACHE``, ``DOWNLOADED_DATASETS_PATH``,
-  ``EXTRACTED_DATASETS_PATH``, ``HF_MODULES_CACHE``, ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` and
-  ``USE_PARQUET_EXPORT``. ``hub_offline(monkeypatch)`` switches the same constants to offline mode.
+  ``EXTRACTED_DATASETS_PATH``, ``HF_MODULES_CACHE``, ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``,
+  ``HF_UPDATE_DOWNLOAD_COUNTS`` and ``USE_PARQUET_EXPORT``. ``hub_offline(monkeypatch)`` switches the same
+  constants to offline mode.
 * ``datasets.load_dataset("org/name")`` first asks the dataset viewer for the parquet export at
   ``HF_ENDPOINT`` with ``://`` replaced by ``://datasets-server.`` -- here ``http://datasets-server.127.0.0.1:PORT``,
   a host name that does not resolve (a DNS query, not loopback traffic); the error is swallowed and the data files
   of the repo are read instead. ``hub_env(..., dataset_viewer=False)`` (the default) sets
   ``datasets.config.USE_PARQUET_EXPORT = False`` so that this look-up is not even attempted.
+* The ``hub`` fixture records every host name the test process resolves (``HubServer.resolved_hosts``) and fails the
+  test on any but ``127.0.0.1`` -- that is how the ``s3.amazonaws.com`` download counter above was found.
+* The ``olah`` mirror (PyPI) works as a caching proxy in front of this server (``hf-scheme = "http"``,
+  ``hf-netloc = "127.0.0.1:PORT"``) and then serves its cache with ``offline = true``; see the optional test in
+  ``test_hub_server.py``. Its own "mirror" mode needs real git repositories on disk, which this server does not keep.
 """
 
 from __future__ import annotations
@@ -293,7 +302,8 @@ class HubServer:
         resolved_hosts, allowed_hosts: with the ``hub`` fixture, every host name the test process resolved (a
             pass-through wrapper of ``socket.getaddrinfo``) and the ones allowed (the fixture fails on others).
         lfs_threshold: files of at least this size are uploaded as LFS (the Hub uses 10 MB).
-        lfs_multipart_chunk_size: when set, LFS uploads larger than it use the multipart transfer with parts of this size.
+        lfs_multipart_chunk_size: when set, LFS uploads larger than this use the multipart transfer (parts of this
+            size).
         page_size: entries per page of the tree and commits listings (the Hub uses 1000, 50 with ``expand``).
     """
 
@@ -333,16 +343,16 @@ class HubServer:
     ) -> None:
         """Answer the next ``times`` requests whose method matches and whose raw path matches the regex
         ``path_pattern`` (``re.search``) with ``status`` instead of serving them."""
-        self._faults.append(
-            Fault(
-                method.upper(),
-                re.compile(path_pattern),
-                status,
-                times,
-                body.encode() if isinstance(body, str) else body,
-                dict(headers or {"Content-Type": "application/json"}),
-            )
+        fault = Fault(
+            method.upper(),
+            re.compile(path_pattern),
+            status,
+            times,
+            body.encode() if isinstance(body, str) else body,
+            dict(headers or {"Content-Type": "application/json"}),
         )
+        with self._lock:
+            self._faults.append(fault)
 
     def repo_ids(self, repo_type: str = "model") -> list[str]:
         return sorted(repo_id for (kind, repo_id) in self._repos if kind == repo_type)
@@ -546,7 +556,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             headers.setdefault("Content-Type", "application/json; charset=utf-8")
             headers.setdefault("X-Request-Id", "Root=" + secrets.token_hex(8))
             for key, value in headers.items():
-                self.send_header(key, str(value))
+                self.send_header(key, _header_value(value))
             self.send_header("Content-Length", str(len(body) if length is None else length))
             self.end_headers()
             if self.command != "HEAD" and body:
@@ -719,7 +729,9 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
                     "isPro": False,
                     "periodEnd": None,
                     "avatarUrl": "",
-                    "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": "admin"} for org in server.orgs],
+                    "orgs": [
+                        {"type": "org", "name": org, "fullname": org, "roleInOrg": "admin"} for org in server.orgs
+                    ],
                     "auth": {"type": "access_token", "accessToken": {"displayName": "tests", "role": "write"}},
                 }
             )
@@ -737,7 +749,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", name) or "--" in name:
                 raise HubError(400, f"Invalid repo name: {name!r}")
             if namespace not in (server.user, *server.orgs):
-                raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace}")
+                raise HubError(403, f"You don't have the rights to create a {repo_type} under {namespace}")
             repo_id = f"{namespace}/{name}"
             url = f"{server.endpoint}/{URL_PREFIXES[repo_type]}{repo_id}"
             private = payload.get("visibility", "public") != "public" or bool(payload.get("private"))
@@ -934,7 +946,9 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
             repo = self._repo(repo_type, repo_id)
 
             def refs(kind: str, mapping: dict) -> list[dict]:
-                return [{"name": str(n), "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(mapping.items())]
+                return [
+                    {"name": str(n), "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(mapping.items())
+                ]
 
             data = {"branches": refs("heads", repo.branches), "converts": [], "tags": refs("tags", repo.tags)}
             if self.query.get("include_prs"):
@@ -1118,7 +1132,7 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
         def _lfs_batch(self, repo_type: str, repo_id: str):
             payload = self._json_body()
             operation = payload.get("operation")
-            repo = self._repo(repo_type, repo_id, write=operation == "upload")
+            self._repo(repo_type, repo_id, write=operation == "upload")
             objects, transfer = [], "basic"
             chunk = server.lfs_multipart_chunk_size
             for obj in payload.get("objects", []):
@@ -1130,7 +1144,8 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
                 elif operation == "download":
                     if stored.is_file():
                         ticket = self._ticket(oid, size)
-                        item["actions"] = {"download": {"href": f"{server.endpoint}/_lfs/objects/{oid}?ticket={ticket}"}}
+                        href = f"{server.endpoint}/_lfs/objects/{oid}?ticket={ticket}"
+                        item["actions"] = {"download": {"href": href}}
                     else:
                         item["error"] = {"code": 404, "message": "Object does not exist"}
                 elif operation == "upload":
@@ -1153,7 +1168,6 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
                 else:
                     raise HubError(400, f"Unsupported LFS operation {operation!r}")
                 objects.append(item)
-            del repo
             self._send_json(
                 {"transfer": transfer, "objects": objects, "hash_algo": "sha256"},
                 headers={"Content-Type": "application/vnd.git-lfs+json"},
@@ -1268,6 +1282,12 @@ def _make_handler(server: HubServer) -> type[http.server.BaseHTTPRequestHandler]
     return Handler
 
 
+def _header_value(value: Any) -> str:
+    """A header value on one line, in ASCII (http.server encodes headers as latin-1)."""
+    text = " ".join(str(value).split()) if isinstance(value, str) and ("\n" in value or "\r" in value) else str(value)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _looks_binary(sample: bytes) -> bool:
     """A file sample is binary if it holds a NUL byte or is not UTF-8 (a character cut at the end of the sample is
     allowed)."""
@@ -1324,7 +1344,7 @@ def subprocess_env(server: HubServer, home: Path, *, offline: bool = False, base
         HF_HUB_DISABLE_XET="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
-        HF_HUB_DISABLE_IMPLICIT_TOKEN="0",
+        HF_UPDATE_DOWNLOAD_COUNTS="0",
         HF_HUB_OFFLINE="1" if offline else "0",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
@@ -1406,6 +1426,7 @@ def hub_env(monkeypatch, server: HubServer, home: Path, *, dataset_viewer: bool 
             "HF_HUB_OFFLINE": False,
             "HF_DATASETS_OFFLINE": False,
             "USE_PARQUET_EXPORT": bool(dataset_viewer),
+            "HF_UPDATE_DOWNLOAD_COUNTS": False,
         }.items():
             _set(monkeypatch, dconfig, name, value)
     return env

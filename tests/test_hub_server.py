@@ -1,7 +1,9 @@
 """The unmodified Hugging Face clients work against the look-alike Hub of ``hub_server`` (real HTTP on 127.0.0.1).
 
 ``huggingface_hub``, ``transformers`` and ``datasets`` are not mocked: they are only pointed at the server, in-process
-with the ``hub`` fixture (``hub_env``) or in a subprocess through ``subprocess_env``.
+with the ``hub`` fixture (``hub_env``) or in a subprocess through ``subprocess_env``. The ``hub`` fixture also fails a
+test whose process resolved any host but 127.0.0.1. The olah test runs only where olah is installed (or found through
+``OLAH_PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import pytest
-import torch
-from hub_server import hub, hub_env, hub_offline, serve_hub, subprocess_env  # noqa: F401 (`hub` is a fixture)
-
-import astromer_hf
 import datasets
 import huggingface_hub
+import pytest
+import torch
 import transformers
 from huggingface_hub import HfApi, HfFileSystem, ModelCard, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
@@ -30,6 +29,9 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
+import astromer_hf
+from hub_server import hub, hub_env, hub_offline, serve_hub, subprocess_env  # noqa: F401  (`hub` is a fixture)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,7 +71,9 @@ def light_curve_dataset() -> datasets.DatasetDict:
             "train": datasets.Dataset.from_dict(
                 {"oid": ["a", "b", "c"], "label": [0, 2, 1], "mag": [[15.25, 15.5], [17.0], []]}, features=features
             ),
-            "test": datasets.Dataset.from_dict({"oid": ["d"], "label": [1], "mag": [[0.1, 0.2, 0.3]]}, features=features),
+            "test": datasets.Dataset.from_dict(
+                {"oid": ["d"], "label": [1], "mag": [[0.1, 0.2, 0.3]]}, features=features
+            ),
         }
     )
 
@@ -209,8 +213,9 @@ def test_model_card_metadata_is_validated(hub):
     assert info.card_data.license == "mit" and info.tags == ["astronomy", "light-curves"]
     assert ModelCard.load("tester/card").data.tags == ["astronomy", "light-curves"]
 
-    with pytest.raises(ValueError, match="license"):  # refused by the server (Card.validate asks for text/plain)
-        ModelCard("---\nlicense: MIT License\n---\n\ntext\n").validate()
+    with pytest.raises(ValueError, match="license") as refused:  # refused by the server (validate asks text/plain)
+        ModelCard("---\nlicense: MIT License\nlibrary_name: [a, b]\n---\n\ntext\n").validate()
+    assert '"library_name" must be a string' in str(refused.value)  # both errors, over a multi-line response
     with pytest.raises(ValueError, match="Invalid YAML"):  # create_commit validates a README before uploading
         HfApi().upload_file(path_or_fileobj=b"---\nlicense: [mit\n---\n", path_in_repo="README.md",
                             repo_id="tester/card")
