@@ -38,8 +38,31 @@ OUTPUTS = textwrap.dedent(
 )
 
 
-def _outputs(name_or_path, out: Path, env: dict, revision: str | None = None) -> torch.Tensor:
-    args = [sys.executable, "-c", OUTPUTS, str(name_or_path), str(out), *([revision] if revision else [])]
+#: The same, in a process where astromer_hf cannot be imported: the repo's own code is used (trust_remote_code).
+REMOTE_CODE_OUTPUTS = textwrap.dedent(
+    """
+    import sys
+
+    class BlockAstromerHF:
+        def find_spec(self, name, path=None, target=None):
+            if name == "astromer_hf" or name.startswith("astromer_hf."):
+                raise ImportError("astromer_hf is blocked in this process")
+
+    sys.meta_path.insert(0, BlockAstromerHF())
+    import torch
+    from transformers import AutoModel
+    model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+    assert "astromer_hf" not in sys.modules
+    torch.manual_seed(0)
+    magnitudes, times = torch.randn(3, 32), torch.randn(3, 32).cumsum(1)
+    with torch.no_grad():
+        torch.save(model(magnitudes, times).last_hidden_state, sys.argv[2])
+    """
+)
+
+
+def _outputs(name_or_path, out: Path, env: dict, revision: str | None = None, script: str = OUTPUTS) -> torch.Tensor:
+    args = [sys.executable, "-c", script, str(name_or_path), str(out), *([revision] if revision else [])]
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return torch.load(out)
@@ -91,6 +114,9 @@ def test_a_trained_folder_pushed_with_the_cli_loads_back_identically_in_a_fresh_
     local = _outputs(trained_folder, tmp_path / "local.pt", env)
     remote = _outputs("tester/astromer-tiny", tmp_path / "remote.pt", subprocess_env(hub, tmp_path / "fresh"))
     assert torch.equal(local, remote)
+    without_package = _outputs("tester/astromer-tiny", tmp_path / "remote-code.pt",
+                               subprocess_env(hub, tmp_path / "no-package"), script=REMOTE_CODE_OUTPUTS)
+    assert torch.equal(local, without_package)
     anonymous = {**subprocess_env(hub, tmp_path / "anon"), "HF_TOKEN": ""}
     failed = subprocess.run([sys.executable, "-c", OUTPUTS, "tester/astromer-tiny", str(tmp_path / "x.pt")],
                             env=anonymous, capture_output=True, text=True, timeout=300)

@@ -155,6 +155,7 @@ def test_astromer_fit_has_the_astromer_defaults(tmp_path, isolated_env):
         config = yaml.safe_load(result.stdout)
         assert config["model"]["class_path"] == "astromer_hf.training.AstromerPretraining"
         assert config["data"]["class_path"] == "astromer_hf.training.AstromerDataModule"
+        assert config["data"]["init_args"]["prepare"]["survey"] == "synthetic"  # runs with no data at hand
         assert config["trainer"]["logger"]["class_path"] == "astromer_hf.training.AstromerWandbLogger"
         assert config["seed_everything"] == 0
 

@@ -56,13 +56,18 @@ class AstromerCLI(LightningCLI):
 
 class AstromerDefaultsCLI(AstromerCLI):
     """``astromer fit``: as ``lightning fit``, with Astromer pretraining on the built-in simulator as the defaults
-    (``model: AstromerPretraining``, ``data: AstromerDataModule``, W&B logging that never prompts)."""
+    (``model: AstromerPretraining``, ``data: AstromerDataModule`` on 3,000 simulated MACHO-like curves prepared into
+    ``data/synthetic`` on first use, W&B logging that never prompts)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults(
             {
                 "model": {"class_path": "astromer_hf.training.AstromerPretraining"},
-                "data": {"class_path": "astromer_hf.training.AstromerDataModule"},
+                "data": {
+                    "class_path": "astromer_hf.training.AstromerDataModule",
+                    "init_args": {"path": "data/synthetic", "prepare": {"survey": "synthetic", "config": "macho",
+                                                                         "n_curves": 3000, "seed": 0}},
+                },
                 "trainer.logger": {"class_path": "astromer_hf.training.AstromerWandbLogger"},
             }
         )
