@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -125,12 +126,13 @@ def test_pretraining_learns_and_the_saved_folder_reproduces_the_validation_metri
     assert metrics["val/rmse"] == pytest.approx(best, rel=1e-5)
 
 
-def _resumable_run(prepared, tmp_path, max_epochs: int, ckpt_path=None):
+def _resumable_run(prepared, tmp_path, max_epochs: int, ckpt_path=None, max_steps: int = -1, every_n_steps=None):
     pl.seed_everything(5)
     data = AstromerDataModule(path=str(prepared), batch_size=32, seed=3)
     module = AstromerPretraining(model="astromer-1", config_overrides=TINY, lr=1e-3)
-    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
-    trainer = _trainer(tmp_path, max_epochs=max_epochs, callbacks=[checkpoint], enable_checkpointing=True)
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True, every_n_train_steps=every_n_steps)
+    trainer = _trainer(tmp_path, max_epochs=max_epochs, max_steps=max_steps, callbacks=[checkpoint],
+                       enable_checkpointing=True)
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return module, {name: float(value) for name, value in trainer.callback_metrics.items()}
 
@@ -143,6 +145,29 @@ def test_resuming_from_the_last_checkpoint_reproduces_an_uninterrupted_run(prepa
     for name, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
     for name in ("val/rmse", "val/r2", "train/rmse", "train/loss_epoch"):
+        assert resumed_metrics[name] == straight_metrics[name], name
+
+
+def test_resuming_from_the_middle_of_an_epoch_reproduces_an_uninterrupted_run(prepared, tmp_path):
+    """A checkpoint written in the middle of the second epoch: the data loader's state (epoch, batches consumed)
+    travels in the checkpoint, and the resumed run skips exactly those batches and redraws the same dropout."""
+    straight, straight_metrics = _resumable_run(prepared, tmp_path / "a", max_epochs=3)
+    data = AstromerDataModule(path=str(prepared), batch_size=32)
+    data.setup()
+    per_epoch = math.ceil(len(data.splits["train"]) / 32)
+    stop = per_epoch + 4  # four batches into the second epoch
+    _resumable_run(prepared, tmp_path / "b", max_epochs=3, max_steps=stop, every_n_steps=stop)
+    checkpoint = torch.load(tmp_path / "b" / "ckpt" / "last.ckpt", weights_only=False)
+    (loader_state,) = checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader_state == {"epoch": 1, "batches_done": 4}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed, resumed_metrics = _resumable_run(prepared, tmp_path / "b", max_epochs=3,
+                                                  ckpt_path=str(tmp_path / "b" / "ckpt" / "last.ckpt"))
+    assert not [w for w in caught if "not resumable" in str(w.message)]
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    for name in ("val/rmse", "val/r2", "train/loss_epoch"):
         assert resumed_metrics[name] == straight_metrics[name], name
 
 

@@ -15,7 +15,7 @@ from ..data.splits import SPLIT_NAMES, few_shot_splits
 from ..lightcurves import CENTERING_MODES, WINDOW_STRATEGIES
 from ..masking import validate_fraction
 from ..processing_astromer import AstromerProcessor
-from .windows import ArrowLightCurves, EpochSampler, WindowCollator
+from .windows import ArrowLightCurves, EpochSampler, ResumableDataLoader, WindowCollator
 
 #: Masking fractions used when neither the data module nor the model says otherwise (the released models').
 DEFAULT_MASKING = (0.5, 0.2, 0.2)
@@ -202,6 +202,13 @@ class AstromerDataModule(pl.LightningDataModule):
             class_labels=classification,
         )
 
+    def _batches_done(self) -> int:
+        """Training batches the trainer has consumed in the current epoch (0 outside a fit)."""
+        trainer = self.trainer
+        if trainer is None or getattr(trainer, "fit_loop", None) is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready
+
     def _loader(self, split: str, *, shuffle: bool, batch_size: int, stream: int) -> DataLoader:
         if not self.splits:
             self.setup()
@@ -217,7 +224,9 @@ class AstromerDataModule(pl.LightningDataModule):
             replay_first_epoch=not shuffle or self.hparams.replay_first_epoch,
         )
         workers = self.hparams.num_workers
-        return DataLoader(
+        # Training: resumable in the middle of an epoch (Lightning saves and restores its state in checkpoints).
+        loader_class, extra = (ResumableDataLoader, {"batches_done": self._batches_done}) if shuffle else (DataLoader, {})
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -226,6 +235,7 @@ class AstromerDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             # Its own generator: the loader never draws from (and so never shifts) the global torch RNG.
             generator=torch.Generator().manual_seed(self.hparams.seed),
+            **extra,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -53,7 +53,7 @@ def check_optimizer_settings(lr: float, lr_schedule: str, warmup_steps: int) -> 
 class AstromerTrainingMixin:
     """What every Astromer Lightning module shares: one ``_shared_step(batch, stage)`` and one
     ``_log_epoch_metrics(stage)`` for train / val / test, Adam with the original's settings and an optional per-step
-    warm-up schedule, throughput and gradient-norm logging, and dropout seeded per epoch so that a run resumed from
+    warm-up schedule, throughput and gradient-norm logging, and dropout seeded per batch so that a run resumed from
     a checkpoint draws exactly the dropout masks of an uninterrupted run."""
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -94,10 +94,10 @@ class AstromerTrainingMixin:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_train_epoch_start(self) -> None:
-        torch.manual_seed(derived_seed(run_seed(), STREAM_DROPOUT, self.current_epoch, self.global_rank))
-
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout depends on (seed, epoch, batch, rank) only: a run resumed from any checkpoint, even mid-epoch,
+        # draws the dropout masks of the uninterrupted run.
+        torch.manual_seed(derived_seed(run_seed(), STREAM_DROPOUT, self.current_epoch, batch_idx, self.global_rank))
         self._batch_started = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

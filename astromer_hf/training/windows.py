@@ -11,7 +11,7 @@ Items are ``(index, epoch)`` pairs, produced by :class:`EpochSampler`. What a wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import datasets
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..lightcurves import CENTERING_MODES, RaggedCurves, WindowSlices, center_windows, window_slices
 from ..masking import mask_windows
@@ -230,6 +230,11 @@ class EpochSampler(DistributedSampler):
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self.replay_first_epoch = replay_first_epoch
+        self._resume: tuple[int, int] | None = None
+
+    def resume_from(self, epoch: int, items_done: int) -> None:
+        """Make the next iteration over ``epoch`` skip its first ``items_done`` items (a mid-epoch resume)."""
+        self._resume = (int(epoch), int(items_done))
 
     @property
     def data_epoch(self) -> int:
@@ -250,5 +255,29 @@ class EpochSampler(DistributedSampler):
             indices = list(super().__iter__())
         finally:
             self.epoch = epoch
+        if self._resume is not None and self._resume[0] == self.epoch:
+            indices = indices[self._resume[1]:]
+        self._resume = None
         data_epoch = self.data_epoch
         return iter([(index, data_epoch) for index in indices])
+
+
+class ResumableDataLoader(DataLoader):
+    """A training loader that Lightning checkpoints in the middle of an epoch.
+
+    Its state is the sampler's epoch and how many batches the training loop has consumed (``batches_done()``, read
+    from the trainer's progress, so batches prefetched but not yet trained on do not count); restored, the
+    :class:`EpochSampler` skips those batches, and the run continues exactly where the checkpoint was written.
+    """
+
+    def __init__(self, *args, batches_done: Callable[[], int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, EpochSampler):
+            raise TypeError("ResumableDataLoader needs an EpochSampler")
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": int(self.batches_done())}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.sampler.resume_from(state_dict["epoch"], state_dict["batches_done"] * self.batch_size)
