@@ -19,6 +19,7 @@ from huggingface_hub import HfApi, ModelCard
 import astromer_hf
 from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction, AstromerProcessor
 from astromer_hf.training import AstromerDataModule, AstromerPretraining, PushToHubCallback, SavePretrainedCallback
+from blocked_package import BLOCK_ASTROMER_HF
 from hub_server import hub, hub_offline, serve_hub, subprocess_env  # noqa: F401  (fixture)
 
 TINY = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 16, "window_size": 32}
@@ -39,16 +40,8 @@ OUTPUTS = textwrap.dedent(
 
 
 #: The same, in a process where astromer_hf cannot be imported: the repo's own code is used (trust_remote_code).
-REMOTE_CODE_OUTPUTS = textwrap.dedent(
+REMOTE_CODE_OUTPUTS = BLOCK_ASTROMER_HF + textwrap.dedent(
     """
-    import sys
-
-    class BlockAstromerHF:
-        def find_spec(self, name, path=None, target=None):
-            if name == "astromer_hf" or name.startswith("astromer_hf."):
-                raise ImportError("astromer_hf is blocked in this process")
-
-    sys.meta_path.insert(0, BlockAstromerHF())
     import torch
     from transformers import AutoModel
     model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()

@@ -11,17 +11,10 @@ import numpy as np
 import torch
 
 from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction, AstromerProcessor
+from blocked_package import BLOCK_ASTROMER_HF
 
-LOADER = textwrap.dedent(
+LOADER = BLOCK_ASTROMER_HF + textwrap.dedent(
     """
-    import sys
-
-    class BlockAstromerHF:
-        def find_spec(self, name, path=None, target=None):
-            if name == "astromer_hf" or name.startswith("astromer_hf."):
-                raise ImportError("astromer_hf is blocked in this process")
-
-    sys.meta_path.insert(0, BlockAstromerHF())
     import numpy as np
     import torch
     from transformers import AutoFeatureExtractor, AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
