@@ -106,8 +106,6 @@ def _data_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import format_summary, dataset_summary, prepare_dataset
 
     settings = dict(args.set or [])
-    if "split_fractions" in settings:
-        settings["split_fractions"] = tuple(settings["split_fractions"])
     prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
     print(f"Prepared {args.survey} -> {args.out}")
     print(format_summary(dataset_summary(args.out)))

@@ -9,6 +9,7 @@ use and limits, training data and recipe, evaluation results, how to load and em
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def card_for_folder(folder: str | Path, *, repo_id: str | None = None, **kwargs:
     weights = folder / "model.safetensors"
     if weights.is_file():
         with safe_open(str(weights), "pt") as tensors:
-            n_parameters = sum(_numel(tensors.get_slice(name).get_shape()) for name in tensors.keys())
+            n_parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
     record_path = folder / "training_metrics.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
@@ -196,9 +197,3 @@ def card_for_folder(folder: str | Path, *, repo_id: str | None = None, **kwargs:
     kwargs.setdefault("description", f"An Astromer model trained with astromer_hf ({_generation(config)} design).")
     return render_model_card(config, repo_id=repo_id, n_parameters=n_parameters, **kwargs)
 
-
-def _numel(shape: Sequence[int]) -> int:
-    count = 1
-    for size in shape:
-        count *= int(size)
-    return count

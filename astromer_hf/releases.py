@@ -24,8 +24,7 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 CHECKSUM_ALGORITHMS = ("sha256", "md5")
@@ -77,7 +76,7 @@ class Release:
     citation: str = CITATION_ASTROMER_1
     aliases: tuple[str, ...] = ()
     notes: str = ""
-    pretraining_data: tuple[str, ...] = field(default=("MACHO",))
+    pretraining_data: tuple[str, ...] = ("MACHO",)
 
     @property
     def filename(self) -> str:
@@ -183,29 +182,23 @@ def fetch_official(release: Release, *, progress: bool = True) -> Path:
         )
     algorithm, expected = release.checksum
     url = official_url(release)
-    downloads = releases_dir() / "downloads"
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(downloads)) as scratch:
-        destination = Path(scratch) / release.filename
-        try:
-            download_file(url, destination, sha256=expected if algorithm == "sha256" else None, progress=progress)
-        except ChecksumError:
-            raise  # the file is not the release: say so, never fall back
-        except DownloadError as error:
-            raise ReleaseNotFoundError(f"{release.name}: downloading the official file failed: {error}") from error
+    # A call that fails part-way leaves its `.part` here, and the next call resumes it.
+    destination = releases_dir() / "downloads" / release.name / release.filename
+    try:
+        download_file(url, destination, sha256=expected if algorithm == "sha256" else None, progress=progress)
+    except ChecksumError:
+        raise  # the file is not the release: say so, never fall back
+    except DownloadError as error:
+        raise ReleaseNotFoundError(f"{release.name}: downloading the official file failed: {error}") from error
+    try:
         if algorithm != "sha256":
             actual = _file_digest(destination, algorithm)
             if actual != expected:
                 raise ChecksumError(url, f"{algorithm}:{expected}", f"{algorithm}:{actual}")
-        staging = target.parent / f".{target.name}.converting"
-        shutil.rmtree(staging, ignore_errors=True)
-        convert_tf_checkpoint(destination, staging, overwrite=True)
-        staging.rename(target)
+        convert_tf_checkpoint(destination, target, overwrite=True)  # written beside `target`, renamed when complete
+    finally:
+        shutil.rmtree(destination.parent)  # the converted folder is the cache; a refused file is not kept
     return target
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def resolve_release(name: str, *, revision: str | None = None, token: str | bool | None = None) -> Path:

@@ -139,6 +139,19 @@ def test_a_dropped_connection_is_resumed(release_env, archive):
     assert archive.ranges("/macho_a0.zip") == [None, "bytes=100000-"]
 
 
+def test_a_failed_call_is_resumed_by_the_next_one(release_env, archive):
+    # the first call: cut after 100 kB, then the server fails every retry
+    archive.faults["/macho_a0.zip"] = [Fault(drop_after=100_000), *[Fault(status=500)] * 3]
+    release = get_release("astromer-base")
+    with pytest.raises(ReleaseNotFoundError, match="downloading the official file failed"):
+        fetch_official(release, progress=False)
+    assert not converted_path(release).exists()
+    folder = fetch_official(release, progress=False)  # the next call asks only for the missing bytes
+    assert (folder / "model.safetensors").is_file()
+    assert archive.ranges("/macho_a0.zip")[-1] == "bytes=100000-"
+    assert not (Path(release_env["ASTROMER_HF_RELEASES"]) / "downloads" / release.name).exists()  # zip not kept
+
+
 def test_a_server_error_is_reported_with_the_url(release_env, archive):
     archive.faults["/macho_a0.zip"] = Fault(status=404)
     with pytest.raises(ReleaseNotFoundError, match=r"macho_a0\.zip"):

@@ -51,6 +51,8 @@ def prepare_dataset(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if isinstance(config_kwargs.get("split_fractions"), list):  # from JSON / YAML; configurations hold tuples
+        config_kwargs["split_fractions"] = tuple(config_kwargs["split_fractions"])
     cls = builder_class(survey)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -14,12 +14,12 @@ from ..data.prepare import prepare_dataset
 from ..data.splits import SPLIT_NAMES, few_shot_splits
 from ..lightcurves import CENTERING_MODES, WINDOW_STRATEGIES
 from ..masking import validate_fraction
-from ..processing_astromer import AstromerProcessor
+from ..processing_astromer import AstromerProcessor, _choice, _positive_int
 from .windows import ArrowLightCurves, EpochSampler, ResumableDataLoader, WindowCollator
 
 #: Masking fractions used when neither the data module nor the model says otherwise (the released models').
 DEFAULT_MASKING = (0.5, 0.2, 0.2)
-_EVAL_STREAMS = {"validation": 10, "test": 20, "predict": 30}
+_EVAL_STREAMS = {"validation": 10, "test": 20}
 
 
 class AstromerDataModule(pl.LightningDataModule):
@@ -82,22 +82,16 @@ class AstromerDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if task not in ("reconstruction", "classification"):
-            raise ValueError(f"task must be 'reconstruction' or 'classification', got {task!r}")
-        if train_windows not in WINDOW_STRATEGIES:
-            raise ValueError(f"train_windows must be one of {WINDOW_STRATEGIES}, got {train_windows!r}")
-        if eval_windows not in ("tiling", "legacy"):
-            raise ValueError(f"eval_windows must be 'tiling' or 'legacy', got {eval_windows!r}")
-        if centering not in CENTERING_MODES:
-            raise ValueError(f"centering must be one of {CENTERING_MODES}, got {centering!r}")
-        for name, value in (("batch_size", batch_size), ("repeat", repeat)):
-            _check_int(value, name, 1)
-        _check_int(num_workers, "num_workers", 0)
-        _check_int(seed, "seed", 0)
-        if window_size is not None:
-            _check_int(window_size, "window_size", 1)
-        if eval_batch_size is not None:
-            _check_int(eval_batch_size, "eval_batch_size", 1)
+        _choice(task, "task", ("reconstruction", "classification"))
+        _choice(train_windows, "train_windows", WINDOW_STRATEGIES)
+        _choice(eval_windows, "eval_windows", ("tiling", "legacy"))
+        _choice(centering, "centering", CENTERING_MODES)
+        for name, value, minimum in (("batch_size", batch_size, 1), ("repeat", repeat, 1),
+                                     ("num_workers", num_workers, 0), ("seed", seed, 0)):
+            _positive_int(value, name, minimum)
+        for name, value in (("window_size", window_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None:
+                _positive_int(value, name, 1)
         if prepare is not None and "survey" not in prepare:
             raise ValueError(f"prepare needs a 'survey' key (e.g. 'synthetic'), got {prepare!r}")
         if bands is not None and (isinstance(bands, str) or not bands):
@@ -129,8 +123,6 @@ class AstromerDataModule(pl.LightningDataModule):
             )
         settings = dict(self.hparams.prepare)
         survey, config = settings.pop("survey"), settings.pop("config", None)
-        if "split_fractions" in settings:
-            settings["split_fractions"] = tuple(settings["split_fractions"])
         prepare_dataset(survey, path, config=config, **settings)
 
     def setup(self, stage: str | None = None) -> None:
@@ -274,8 +266,3 @@ def _keep(split: datasets.Dataset, column: str, predicate) -> datasets.Dataset:
     return split.filter(
         lambda values: [bool(predicate(value)) for value in values], input_columns=column, batched=True, batch_size=10_000
     )
-
-
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
