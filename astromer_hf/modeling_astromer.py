@@ -675,9 +675,20 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
 
     def freeze_encoder(self, freeze: bool = True) -> None:
         """Stop (or restart) training the encoder: sets ``config.freeze_encoder`` and the encoder's
-        ``requires_grad``. A frozen encoder also runs without building a graph; the head always trains."""
+        ``requires_grad``. A frozen encoder also runs without building a graph and in eval mode (see :meth:`train`);
+        the head always trains."""
         self.config.freeze_encoder = freeze
         self.astromer.requires_grad_(not freeze)
+        self.astromer.train(self.training and not freeze)
+
+    def train(self, mode: bool = True):
+        """As :meth:`torch.nn.Module.train`, except that a frozen encoder stays in eval mode: its weights do not
+        learn, so it is a fixed feature extractor and the head trains on the very features it is given at
+        inference (encoder dropout off)."""
+        super().train(mode)
+        if self.config.freeze_encoder:
+            self.astromer.eval()
+        return self
 
     def pool(self, outputs: AstromerModelOutput, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled window embedding `(B, D)` from the encoder outputs and the `(B, T)` attention mask."""

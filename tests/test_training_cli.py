@@ -252,6 +252,115 @@ def test_killed_quickstart_resumed_from_last_matches_an_uninterrupted_run(tmp_pa
         assert torch.equal(value, weights[1][name]), name
 
 
+def _tiny_recipe(folder: Path, kill: dict | None = None, every_n_train_steps: int = 10) -> Path:
+    """The quickstart recipe as written, with ``last.ckpt`` every ``every_n_train_steps`` steps and, when ``kill`` is
+    given, a :class:`kill_switch.KillAt` callback that SIGKILLs the run at that point."""
+    recipe = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text())
+    callbacks = recipe["trainer"]["callbacks"]
+    (last,) = [c for c in callbacks if c["class_path"].endswith("LastCheckpoint")]
+    last["init_args"]["every_n_train_steps"] = every_n_train_steps
+    if kill is not None:
+        callbacks.append({"class_path": "kill_switch.KillAt", "init_args": kill})
+    path = folder / ("killed.yaml" if kill else "recipe.yaml")
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _tiny_run(recipe: Path, workdir: Path, env: dict, extra=(), check=True) -> subprocess.CompletedProcess:
+    env = {**env, "PYTHONPATH": str(Path(__file__).parent)}
+    return _lightning(["fit", "--config", str(recipe), *TINY_QUICKSTART, *extra], workdir, env, check=check)
+
+
+def _last_checkpoint(workdir: Path) -> dict:
+    return torch.load(workdir / "outputs" / "quickstart" / "checkpoints" / "last.ckpt", weights_only=False)
+
+
+def _steps_per_epoch(uninterrupted_runs: dict) -> int:
+    return _last_checkpoint(uninterrupted_runs["--trainer.max_epochs"])["global_step"] // 3
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_runs(tmp_path_factory):
+    """Uninterrupted tiny quickstart runs, one per limit, that the killed-and-resumed runs must reproduce."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_", "HUGGING"))}
+    runs = {}
+    for limit in (["--trainer.max_steps", "40"], ["--trainer.max_epochs", "3"]):
+        workdir = tmp_path_factory.mktemp("straight")
+        (workdir / "home").mkdir()
+        run_env = {**env, "HOME": str(workdir / "home"), "NETRC": str(workdir / "home" / "netrc")}
+        _tiny_run(_tiny_recipe(workdir), workdir, run_env, limit)
+        runs[limit[0]] = workdir
+    return runs
+
+
+def test_a_run_stopped_by_max_steps_mid_epoch_validates_and_writes_its_final_checkpoints(uninterrupted_runs):
+    """`--trainer.max_steps` that ends inside an epoch (40 = 2 epochs of 16 batches + 8): the run validates at its
+    last step, so EarlyStopping and ModelCheckpoint find val/rmse, and the final state is checkpointed."""
+    per_epoch = _steps_per_epoch(uninterrupted_runs)
+    assert 40 % per_epoch and 40 // per_epoch == 2
+    workdir = uninterrupted_runs["--trainer.max_steps"]
+    last = _last_checkpoint(workdir)
+    assert last["global_step"] == 40 and last["epoch"] == 2
+    run = _summary(workdir)
+    assert len(metric_values(run, "val/rmse")) == 3  # epochs 0 and 1, and the final step
+    best = torch.load(workdir / "outputs" / "quickstart" / "checkpoints" / "best.ckpt", weights_only=False)
+    assert best["global_step"] in (per_epoch, 2 * per_epoch, 40)
+
+
+@pytest.mark.parametrize(
+    "limit, kill",
+    [
+        ("--trainer.max_steps", {"epoch": 1}),   # killed at an epoch boundary: last.ckpt from the end of epoch 0
+        ("--trainer.max_steps", {"step": 23}),   # killed mid-epoch: last.ckpt from step 20, inside epoch 1 (16-31)
+        ("--trainer.max_epochs", {"step": 23}),
+    ],
+    ids=["max_steps-epoch_end", "max_steps-mid_epoch", "max_epochs-mid_epoch"],
+)
+def test_a_run_killed_and_resumed_through_the_cli_ends_as_the_uninterrupted_run(
+    limit, kill, uninterrupted_runs, tmp_path, isolated_env
+):
+    limit_args = [limit, "40" if limit == "--trainer.max_steps" else "3"]
+    killed = _tiny_run(_tiny_recipe(tmp_path, kill), tmp_path, isolated_env, limit_args, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    expected_step = _steps_per_epoch(uninterrupted_runs) if "epoch" in kill else 20
+    assert _last_checkpoint(tmp_path)["global_step"] == expected_step
+
+    resumed = _tiny_run(_tiny_recipe(tmp_path), tmp_path, isolated_env, [*limit_args, "--ckpt_path", "last"])
+    assert "Restored all states" in resumed.stdout + resumed.stderr
+    straight = uninterrupted_runs[limit]
+    final, reference = _last_checkpoint(tmp_path), _last_checkpoint(straight)
+    assert final["global_step"] == reference["global_step"]
+    for name, value in reference["state_dict"].items():
+        assert torch.equal(final["state_dict"][name], value), name
+    ours, theirs = _summary(tmp_path)["summary"], _summary(straight)["summary"]
+    for key in ("val/rmse", "val/r2", "epoch"):
+        assert ours[key] == theirs[key], key
+
+
+def test_resuming_with_no_last_checkpoint_says_so_and_starts_from_the_beginning(tmp_path, isolated_env):
+    result = _tiny_run(_tiny_recipe(tmp_path), tmp_path, isolated_env,
+                       ["--trainer.max_steps", "2", "--ckpt_path", "last"])
+    output = result.stdout + result.stderr
+    assert "--ckpt_path last: no last checkpoint in" in output and "starts from the beginning" in output
+    assert "no last checkpoint available" not in output  # Lightning's own warning, replaced by ours
+    assert _last_checkpoint(tmp_path)["global_step"] == 2
+
+
+def test_a_fast_dev_run_leaves_the_real_outputs_alone(uninterrupted_runs, tmp_path, isolated_env):
+    """`--trainer.fast_dev_run` in the folder of a finished run: the best model, the checkpoints and the saved
+    configuration stay as the real run left them, and `--ckpt_path last` still resumes the real run."""
+    import shutil
+
+    shutil.copytree(uninterrupted_runs["--trainer.max_steps"] / "outputs", tmp_path / "outputs")
+    outputs = tmp_path / "outputs" / "quickstart"
+    watched = [*outputs.glob("checkpoints/*"), *outputs.glob("pretrained/best/*"), outputs / "lightning_config.yaml"]
+    before = {path: path.read_bytes() for path in watched}
+    _tiny_run(_tiny_recipe(tmp_path), tmp_path, isolated_env, ["--trainer.fast_dev_run", "true"])
+    assert sorted(outputs.glob("checkpoints/*")) == sorted(p for p in watched if p.parent.name == "checkpoints")
+    for path, content in before.items():
+        assert path.read_bytes() == content, path
+
+
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, isolated_env):
     common = ["--model.init_args.config_overrides", "{hidden_size: 16, num_attention_heads: 2, intermediate_size: 16, "
               "window_size: 32, hidden_dropout_prob: 0.0}", "--trainer.max_epochs", "2",

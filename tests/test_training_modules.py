@@ -235,3 +235,65 @@ def test_bf16_mixed_precision_trains(prepared, tmp_path):
     trainer.fit(module, data)
     assert math.isfinite(float(trainer.callback_metrics["val/rmse"]))
     assert all(p.dtype == torch.float32 for p in module.parameters())  # weights stay float32
+
+
+class _ModeRecorder(pl.Callback):
+    """Records, at every training step, which dropout layers are active and whether two identical forward passes
+    of the model differ (they do only with dropout on)."""
+
+    def __init__(self):
+        self.steps: list[dict] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        dropouts = {name: module.training for name, module in pl_module.model.named_modules()
+                    if isinstance(module, torch.nn.Dropout)}
+        self.steps.append(dropouts)
+
+
+@pytest.mark.parametrize("task", ["fine-tuning", "classification, trainable encoder", "classification, frozen encoder"])
+def test_modules_built_from_saved_weights_train_with_dropout_on(prepared, tmp_path, task):
+    """`from_pretrained` returns a model in eval mode and Lightning keeps each module's mode: fine-tuning and
+    classification would silently train with dropout off. A frozen encoder alone stays in eval mode."""
+    encoder_dir = tmp_path / "encoder"
+    AstromerPretraining(model="astromer-1", config_overrides={**TINY, "hidden_dropout_prob": 0.3}).model.save_pretrained(encoder_dir)
+    if task == "fine-tuning":
+        module = AstromerFineTuning(model=str(encoder_dir))
+        data = AstromerDataModule(path=str(prepared), batch_size=32)
+    else:
+        module = AstromerClassification(model=str(encoder_dir), hidden_sizes=[8], freeze_encoder="frozen" in task)
+        data = AstromerDataModule(path=str(prepared), task="classification", batch_size=32)
+    recorder = _ModeRecorder()
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, callbacks=[recorder])
+    trainer.fit(module, data)
+    assert len(recorder.steps) == 2
+    for dropouts in recorder.steps:
+        assert dropouts, "the model has dropout layers"
+        for name, active in dropouts.items():
+            frozen_encoder_part = "frozen" in task and name.startswith("astromer.")
+            assert active is not frozen_encoder_part, name
+
+
+def test_checkpoints_are_replaced_atomically(tmp_path):
+    """A write that fails half-way (a kill, a full disk) leaves the previous checkpoint whole and no stray file."""
+    from astromer_hf.training import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "ckpt" / "last.ckpt"
+    io.save_checkpoint({"step": 1, "weights": torch.ones(3)}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"step": 2, "weights": torch.zeros(3), "bad": Unpicklable()}, target)
+    assert torch.load(target, weights_only=False)["step"] == 1
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_last_checkpoint_settings_are_checked():
+    from astromer_hf.training import LastCheckpoint
+
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="every_n_train_steps"):
+            LastCheckpoint(dirpath="ckpt", every_n_train_steps=bad)

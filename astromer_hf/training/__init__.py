@@ -10,11 +10,14 @@ prepared survey datasets, callbacks, loggers and the ``lightning`` / ``astromer 
 ``SavePretrainedCallback``, ``PushToHubCallback``, ``ReconstructionFigureCallback``
     The best model as a ``save_pretrained`` folder with its model card, pushed to the Hub if asked; reconstruction
     and attention figures.
+``LastCheckpoint``, ``AtomicCheckpointIO``
+    ``last.ckpt`` at every epoch end and every N steps, written atomically, for ``--ckpt_path last``.
 ``AstromerWandbLogger``, ``TrackioLogger``
     Loggers that never prompt or hang.
 """
 
 from .callbacks import PushToHubCallback, ReconstructionFigureCallback, SavePretrainedCallback
+from .checkpointing import AtomicCheckpointIO, LastCheckpoint
 from .classification import AstromerClassification
 from .data_module import AstromerDataModule
 from .loggers import AstromerWandbLogger, TrackioLogger, log_figure
@@ -26,6 +29,8 @@ __all__ = [
     "AstromerClassification",
     "AstromerDataModule",
     "SavePretrainedCallback",
+    "LastCheckpoint",
+    "AtomicCheckpointIO",
     "PushToHubCallback",
     "ReconstructionFigureCallback",
     "AstromerWandbLogger",

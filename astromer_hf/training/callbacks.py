@@ -62,7 +62,7 @@ class SavePretrainedCallback(pl.Callback):
         return score < self.best_score if self.mode == "min" else score > self.best_score
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.fast_dev_run:  # a smoke test never replaces the real best model
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
@@ -105,7 +105,7 @@ class SavePretrainedCallback(pl.Callback):
             shutil.rmtree(staging, ignore_errors=True)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not self.best_path.exists():
+        if not trainer.is_global_zero or trainer.fast_dev_run or not self.best_path.exists():
             return
         for logger in trainer.loggers:
             log_folder = getattr(logger, "log_pretrained_folder", None)

@@ -14,21 +14,34 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from .checkpointing import AtomicCheckpointIO
 
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 #: The file the resolved configuration is written to. Not ``config.yaml``: W&B keeps its own file of that name in
 #: a run, and a file saved over it breaks the run's configuration.
 CONFIG_FILENAME = "lightning_config.yaml"
+#: Lightning's ``ckpt_path="last"`` takes the newest checkpoint with this in its name.
+LAST_CHECKPOINT = ModelCheckpoint.CHECKPOINT_NAME_LAST
 
 
 class AstromerSaveConfigCallback(SaveConfigCallback):
     """Writes the resolved configuration to ``<log dir>/lightning_config.yaml`` and records it in the loggers' run
     configuration (W&B shows it under ``cli``)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.fast_dev_run:  # a smoke test leaves the configuration of the real run where it is
+            return
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         config = self.parser.dump(self.config, skip_none=False, format="json")
@@ -44,6 +57,29 @@ class AstromerCLI(LightningCLI):
     except ``ReduceLROnPlateau``, which follows its ``monitor`` every epoch. Modules that configure their own
     optimiser (all the Astromer ones) are not affected.
     """
+
+    def instantiate_trainer(self, **kwargs: Any):
+        """The trainer, writing checkpoints atomically (:class:`~astromer_hf.training.AtomicCheckpointIO`) unless the
+        recipe chose its own checkpoint plugin."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def before_fit(self) -> None:
+        """``--ckpt_path last`` with no last checkpoint yet (a run stopped before writing its first one) starts from
+        the beginning, as Lightning does, but says so in one plain line instead of Lightning's warning."""
+        settings = self.config_init[self.subcommand]
+        if settings.get("ckpt_path") != "last":
+            return
+        folders = [Path(callback.dirpath) for callback in self.trainer.checkpoint_callbacks
+                   if isinstance(callback, ModelCheckpoint) and callback.dirpath]
+        if not folders or any(path for folder in folders for path in folder.glob(f"*{LAST_CHECKPOINT}*.ckpt")):
+            return  # Lightning resolves "last" (or its default folder, known only once fitting starts)
+        shown = ", ".join(sorted({str(folder) for folder in folders}))
+        rank_zero_info(f"--ckpt_path last: no last checkpoint in {shown} yet (the run stopped before writing its "
+                       "first one); training starts from the beginning.")
+        settings["ckpt_path"] = None
 
     @staticmethod
     def configure_optimizers(lightning_module: LightningModule, optimizer, lr_scheduler=None) -> Any:

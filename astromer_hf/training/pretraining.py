@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import grad_norm
 from ..configuration_astromer import ASTROMER_PRESETS, AstromerConfig
 from ..modeling_astromer import AstromerForMaskedReconstruction, AstromerPreTrainedModel
 from .metrics import MaskedReconstructionMetrics
+from .checkpointing import finish_epoch_in_checkpoint
 from .seeding import STREAM_DROPOUT, derived_seed
 
 RECONSTRUCTION_INPUTS = (
@@ -28,11 +29,14 @@ STAGES = ("train", "val", "test")
 
 def load_or_build(model_class: type[AstromerPreTrainedModel], model: str, overrides: dict[str, Any] | None):
     """A preset name builds a new, randomly initialised model; anything else is loaded with ``from_pretrained``
-    (a ``save_pretrained`` folder or a hub repo id). ``overrides`` change configuration fields either way."""
+    (a ``save_pretrained`` folder or a hub repo id). ``overrides`` change configuration fields either way.
+
+    The model comes back in training mode: ``from_pretrained`` returns it in eval mode, and Lightning keeps each
+    module's mode as it finds it, so a fine-tuned or classified model would otherwise train with dropout off."""
     overrides = dict(overrides or {})
     if model in ASTROMER_PRESETS:
-        return model_class(AstromerConfig.from_preset(model, **overrides))
-    return model_class.from_pretrained(model, **overrides)
+        return model_class(AstromerConfig.from_preset(model, **overrides)).train()
+    return model_class.from_pretrained(model, **overrides).train()
 
 
 def run_seed() -> int:
@@ -106,6 +110,17 @@ class AstromerTrainingMixin:
             windows = batch["magnitudes"].shape[0] * self.trainer.world_size
             self.log("train/windows_per_sec", windows / elapsed, on_step=True, on_epoch=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        max_steps = self.trainer.max_steps
+        if max_steps is not None and max_steps > 0 and self.trainer.global_step >= max_steps:
+            # Lightning validates at the end of an epoch: a run that `max_steps` stops in the middle of one would
+            # end with no validation metrics, so the callbacks monitoring them (EarlyStopping, ModelCheckpoint)
+            # would fail and no final checkpoint be written. Asking the trainer to stop makes it validate after
+            # this step, as it does before stopping early.
+            self.trainer.should_stop = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Resumed at an epoch boundary, continue with the next epoch (see training/checkpointing.py).
+        finish_epoch_in_checkpoint(checkpoint)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         norms = grad_norm(self, norm_type=2)
