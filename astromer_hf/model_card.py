@@ -16,8 +16,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .citations import CITATION_ASTROMER_1, CITATION_ASTROMER_2, SOFTWARE_CITATION
 from .configuration_astromer import AstromerConfig
-from .releases import CITATION_ASTROMER_1, CITATION_ASTROMER_2
 
 #: Metrics a card reports, with their display names; keys as logged during training (``val/rmse`` ...).
 METRIC_NAMES = {
@@ -29,11 +29,6 @@ METRIC_NAMES = {
     "loss": "loss",
 }
 _HF_METRIC_TYPES = {"rmse": "rmse", "r2": "r_squared", "f1_macro": "f1", "accuracy": "accuracy"}
-SOFTWARE_CITATION = """@software{astromer_hf,
-  title  = {astromer\\_hf: Astromer on PyTorch, Lightning and the Hugging Face stack},
-  author = {{astromer\\_hf contributors}},
-  year   = {2026}
-}"""
 
 
 def architecture_summary(config: AstromerConfig, n_parameters: int | None = None) -> str:

@@ -27,22 +27,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .citations import CITATION_ASTROMER_1, CITATION_ASTROMER_2
+
 CHECKSUM_ALGORITHMS = ("sha256", "md5")
-CITATION_ASTROMER_1 = """@article{donoso2023astromer,
-  title   = {{ASTROMER}: A transformer-based embedding for the representation of light curves},
-  author  = {Donoso-Oliva, C. and Becker, I. and Protopapas, P. and Cabrera-Vives, G. and Vishnu, M. and Vardhan, H.},
-  journal = {Astronomy \\& Astrophysics},
-  volume  = {670},
-  pages   = {A54},
-  year    = {2023}
-}"""
-CITATION_ASTROMER_2 = """@article{donoso2025astromer2,
-  title   = {Astromer 2},
-  author  = {Donoso-Oliva, C. and Becker, I. and Protopapas, P. and Cabrera-Vives, G. and others},
-  journal = {arXiv e-prints},
-  eprint  = {2502.02717},
-  year    = {2025}
-}"""
 
 
 class ReleaseNotFoundError(OSError):

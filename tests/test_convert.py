@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from keras_files import write_keras2_layers
+from tf_bundle_writer import write_tensor_bundle
 
 from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction, AstromerModel, AstromerProcessor
 from astromer_hf.cli import main
 from astromer_hf.convert.convert_tf_checkpoint import convert_tf_checkpoint
-from astromer_hf.convert.tf_bundle import read_tensor_bundle, write_tensor_bundle
+from astromer_hf.convert.tf_bundle import read_tensor_bundle
 
 ZIP_SHA256 = "76a204a37a0d47bfd722477f55231624c0c56cf9eea3369b5f22ff445d95158b"
 INDEX_SHA256 = "09c628f4fa0264c2d64b801fda150f54ed23a3f169f6eff2a525dedb3abe517e"
@@ -248,3 +249,48 @@ def test_astromer2_checkpoints_convert_and_reproduce_the_model(tmp_path, layout)
         assert torch.equal(converted(**batch).reconstruction, source(**batch).reconstruction)
     card = (out / "README.md").read_text()
     assert "Astromer 2" in card and "pt_macho_v2_2025.zip" in card
+
+
+# ---------------------------------------------------------------------------------------------------- structure
+def _package_imports() -> dict[str, set[str]]:
+    """Module -> the astromer_hf modules it imports anywhere (top level or inside functions), from the source."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "astromer_hf"
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        parts = ("astromer_hf", *path.relative_to(package).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        here = parts[:-1]  # the package a relative import starts from
+        targets = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names if alias.name.startswith("astromer_hf"))
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(here[: len(here) - node.level + 1] + ((base,) if base else ()))
+                if base.startswith("astromer_hf"):
+                    targets.add(base)
+                    targets.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name: {t for t in targets if t in graph} for name, targets in graph.items()}
+
+
+def test_the_converter_the_model_card_and_the_releases_import_no_cycle():
+    """convert -> model_card -> releases -> convert was a cycle; the citations now live in their own module. (Edges
+    into the package root are left out: `astromer_hf/__init__` imports everything by design.)"""
+    graph = {name: targets - {"astromer_hf"} for name, targets in _package_imports().items()}
+    assert "astromer_hf.citations" in graph["astromer_hf.model_card"]
+    assert "astromer_hf.citations" in graph["astromer_hf.releases"] and graph["astromer_hf.citations"] == set()
+    mine = [name for name in graph if name.startswith(("astromer_hf.convert", "astromer_hf.model_card",
+                                                       "astromer_hf.releases", "astromer_hf.hub", "astromer_hf.citations"))]
+    for start in mine:
+        seen, stack = set(), [(start, (start,))]
+        while stack:
+            node, path = stack.pop()
+            for target in graph[node]:
+                assert target != start, "import cycle: " + " -> ".join((*path, target))
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, (*path, target)))

@@ -1,4 +1,5 @@
-"""Tests of the TensorFlow tensor-bundle reader/writer and the Keras HDF5 reader (no TensorFlow involved).
+"""Tests of the TensorFlow tensor-bundle reader (and of the tests' own bundle writer) and the Keras HDF5 reader
+(no TensorFlow involved).
 
 The released Astromer 1 checkpoint and the values TensorFlow itself read from it (``macho_a0_weights.npz``)
 come from the shared reference folder; tests that need them are skipped when it is absent.
@@ -13,17 +14,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import tf_bundle_writer as writer
 from keras_files import write_keras2_layers
+from tf_bundle_writer import crc32c, write_tensor_bundle
 
 from astromer_hf.convert import tf_bundle
 from astromer_hf.convert.keras_h5 import read_keras_h5
-from astromer_hf.convert.tf_bundle import (
-    OBJECT_GRAPH_KEY,
-    crc32c,
-    list_tensor_bundle,
-    read_tensor_bundle,
-    write_tensor_bundle,
-)
+from astromer_hf.convert.tf_bundle import OBJECT_GRAPH_KEY, list_tensor_bundle, read_tensor_bundle
 
 VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 A1_PARAMETER_COUNT = 661_505
@@ -82,11 +79,11 @@ def data_block_handles(table: bytes) -> list[tuple[int, int]]:
 
 def write_index(prefix: Path, header: bytes, entries: dict[bytes, bytes]) -> None:
     """Write a hand-made ``.index`` file (for bundle features the writer never produces)."""
-    table = tf_bundle._build_table([(b"", header), *sorted(entries.items())])
+    table = writer.build_table([(b"", header), *sorted(entries.items())])
     prefix.with_name(prefix.name + ".index").write_bytes(table)
 
 
-LITTLE_ENDIAN_HEADER = tf_bundle._field_varint(1, 1) + tf_bundle._field_bytes(3, tf_bundle._field_varint(1, 1))
+LITTLE_ENDIAN_HEADER = writer.field_varint(1, 1) + writer.field_bytes(3, writer.field_varint(1, 1))
 
 
 # ------------------------------------------------------------------------------------------------ CRC32C
@@ -105,8 +102,8 @@ def test_crc32c_known_values() -> None:
 @pytest.mark.parametrize("size", [4, 5, 127, 128, 129, 1000, 16383, 16384, 70001, 262147])
 def test_vectorised_crc32c_matches_table_loop(size: int) -> None:
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
-    expected = tf_bundle._crc32c_table_loop(data.tobytes())
-    assert tf_bundle._crc32c_vectorised(data) == expected
+    expected = writer.crc32c_table_loop(data.tobytes())
+    assert writer.crc32c_vectorised(data) == expected
     assert crc32c(data) == crc32c(data.tobytes()) == expected
 
 
@@ -343,17 +340,17 @@ def test_compressed_blocks_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "entry", "message"),
     [
-        (LITTLE_ENDIAN_HEADER, tf_bundle._encode_entry(14, (2,), 0, 4, 1), "unsupported dtype DT_BFLOAT16"),
-        (LITTLE_ENDIAN_HEADER, tf_bundle._encode_entry(20, (), 0, 4, 1), "unsupported dtype DT_RESOURCE"),
+        (LITTLE_ENDIAN_HEADER, writer.encode_entry(14, (2,), 0, 4, 1), "unsupported dtype DT_BFLOAT16"),
+        (LITTLE_ENDIAN_HEADER, writer.encode_entry(20, (), 0, 4, 1), "unsupported dtype DT_RESOURCE"),
         (
             LITTLE_ENDIAN_HEADER,
-            tf_bundle._encode_entry(1, (4,), 0, 8, 1) + tf_bundle._field_bytes(7, tf_bundle._field_bytes(1, b"")),
+            writer.encode_entry(1, (4,), 0, 8, 1) + writer.field_bytes(7, writer.field_bytes(1, b"")),
             "partitioned",
         ),
-        (LITTLE_ENDIAN_HEADER + tf_bundle._field_varint(2, 1), tf_bundle._encode_entry(1, (1,), 0, 4, 1), "big-endian"),
+        (LITTLE_ENDIAN_HEADER + writer.field_varint(2, 1), writer.encode_entry(1, (1,), 0, 4, 1), "big-endian"),
         (
-            tf_bundle._field_varint(1, 1) + tf_bundle._field_bytes(3, tf_bundle._field_varint(2, 2)),
-            tf_bundle._encode_entry(1, (1,), 0, 4, 1),
+            writer.field_varint(1, 1) + writer.field_bytes(3, writer.field_varint(2, 2)),
+            writer.encode_entry(1, (1,), 0, 4, 1),
             "format version >= 2",
         ),
     ],
@@ -443,3 +440,13 @@ def test_keras_h5_errors(tmp_path: Path) -> None:
         read_keras_h5(tmp_path / "empty.h5")
     with pytest.raises(FileNotFoundError, match=r"missing\.h5"):
         read_keras_h5(tmp_path / "missing.h5")
+
+
+def test_the_package_only_reads_bundles() -> None:
+    """The writer and the NumPy CRC32C serve the tests only, so they live in tests/tf_bundle_writer.py."""
+    package = Path(tf_bundle.__file__).resolve().parents[1]
+    for name in ("write_tensor_bundle", "_build_table", "_crc32c_vectorised", "_encode_varint"):
+        assert not hasattr(tf_bundle, name), name
+    assert "write_tensor_bundle" not in tf_bundle.__all__
+    assert not [p for p in package.rglob("*.py") if "write_tensor_bundle" in p.read_text()]
+    assert tf_bundle.crc32c(b"123456789") == 0xE3069283  # the reader's own (table loop) CRC
