@@ -7,7 +7,7 @@ Importing the package registers the Astromer classes with the ``transformers`` A
 ``AutoModel``                              :class:`AstromerModel`
 ``AutoModelForPreTraining``                :class:`AstromerForMaskedReconstruction`
 ``AutoModelForSequenceClassification``     :class:`AstromerForLightCurveClassification`
-``AutoFeatureExtractor``                   :class:`AstromerProcessor`
+``AutoFeatureExtractor``, ``AutoProcessor``  :class:`AstromerProcessor`
 =========================================  ===========================================
 
 Saved folders also carry the modeling code (``auto_map``), so they load with ``trust_remote_code=True`` where this
@@ -23,6 +23,7 @@ from transformers import (
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
+    AutoProcessor,
 )
 
 from .configuration_astromer import ASTROMER_PRESETS, AstromerConfig
@@ -45,6 +46,7 @@ AutoModel.register(AstromerConfig, AstromerModel, exist_ok=True)
 AutoModelForPreTraining.register(AstromerConfig, AstromerForMaskedReconstruction, exist_ok=True)
 AutoModelForSequenceClassification.register(AstromerConfig, AstromerForLightCurveClassification, exist_ok=True)
 AutoFeatureExtractor.register(AstromerConfig, AstromerProcessor, exist_ok=True)
+AutoProcessor.register(AstromerConfig, AstromerProcessor, exist_ok=True)
 
 # Record the code in saved folders so they load with `trust_remote_code=True` without this package.
 AstromerConfig.register_for_auto_class()
@@ -60,6 +62,7 @@ install_release_names(
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
     AutoFeatureExtractor,
+    AutoProcessor,
     AstromerConfig,
     AstromerPreTrainedModel,
     AstromerProcessor,

@@ -61,6 +61,9 @@ class AstromerConfig(PreTrainedConfig):
             Hidden widths of the classification MLP (ReLU), followed by LayerNorm and the output layer.
         freeze_encoder (`bool`, defaults to `False`):
             Whether the classifier keeps the encoder frozen (the Astromer 2 protocol) or trains it too.
+        initializer_range (`float`, *optional*):
+            None (the default) initialises kernels as the original Keras code did (Glorot-uniform); a float draws
+            them from ``normal(0, initializer_range)`` instead.
     """
 
     model_type = "astromer"
@@ -84,6 +87,7 @@ class AstromerConfig(PreTrainedConfig):
     classifier_pooling: Literal["mean", "max", "skip"] = "skip"
     classifier_hidden_sizes: list[int] | tuple[int, ...] = (1024, 512, 256)
     freeze_encoder: bool = False
+    initializer_range: float | None = None
 
     def __post_init__(self, **kwargs):
         self.classifier_hidden_sizes = list(self.classifier_hidden_sizes)
@@ -105,6 +109,8 @@ class AstromerConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must lie in [0, 1], got {value}.")
+        if self.initializer_range is not None and not self.initializer_range > 0:
+            raise ValueError(f"`initializer_range` must be positive or None, got {self.initializer_range}.")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"`layer_norm_eps` must be positive, got {self.layer_norm_eps}.")
         if not self.time_encoding_base > 1:

@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_astromer import AstromerConfig
 
-# Value Astromer 2 adds to the attention logits of hidden keys (``m_alpha = -1e9`` in the original).
+# Value Astromer 2 adds to the attention logits of concealed (masked or padded) keys (``m_alpha = -1e9`` in the original).
 KEY_MASK_VALUE = -1e9
 
 # Every Auto class a saved Astromer folder answers to with `trust_remote_code=True`, whichever head was saved.
@@ -99,9 +99,10 @@ class AstromerClassificationOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
-            Cross-entropy of the logits against the labels.
+            The loss of ``config.problem_type``: cross-entropy, binary cross-entropy with logits, or mean squared
+            error.
         logits (`torch.FloatTensor` of shape `(B, C)`):
-            Unnormalised class scores.
+            Unnormalised class scores (regression: the predictions).
         pooled_output (`torch.FloatTensor` of shape `(B, D)`):
             The pooled window embedding fed to the classification MLP.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
@@ -144,16 +145,21 @@ def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float 
     return torch.where(is_even, torch.sin(angles), torch.cos(angles))
 
 
-def build_attention_bias(hidden: torch.Tensor, style: str, dtype: torch.dtype) -> torch.Tensor:
+def build_attention_bias(concealed: torch.Tensor, style: str, dtype: torch.dtype) -> torch.Tensor:
     """Additive attention bias for the two released mask styles.
 
     Args:
-        hidden (`torch.BoolTensor` of shape `(B, T)`): True where the position is hidden ([MASK]ed) or padding.
+        concealed (`torch.BoolTensor` of shape `(B, T)`): True where the magnitude is concealed from the model: a
+            [MASK]ed position or padding.
         style (`str`): ``"additive_one"`` (Astromer 1: ``+min(1, m_i + m_j)``, shape `(B, 1, T, T)`) or ``"key"``
-            (Astromer 2: ``-1e9`` on hidden keys, shape `(B, 1, 1, T)`).
+            (Astromer 2: ``-1e9`` on concealed keys, shape `(B, 1, 1, T)`).
         dtype (`torch.dtype`): dtype of the attention logits.
+
+    The Astromer 1 bias *adds* 1 to the logits of concealed positions: it up-weights them instead of removing
+    them, so padding takes part in attention, and a window's output depends on how much padding its batch has
+    (see ``docs/architecture.md``). It is kept because the released weights were trained with it.
     """
-    m = hidden.to(dtype)
+    m = concealed.to(dtype)
     if style == "additive_one":
         return torch.clamp(m[:, None, :, None] + m[:, None, None, :], max=1.0)
     mask_value = max(KEY_MASK_VALUE, torch.finfo(dtype).min)
@@ -278,8 +284,8 @@ def eager_attention_forward(
 # Modules
 # ----------------------------------------------------------------------------------------------------------------------
 class AstromerEmbeddings(nn.Module):
-    """Input embedding: ``Linear(1 -> D)(magnitude) + time_encoding(time)``; hidden magnitudes are first replaced by
-    the trainable scalar [MASK] token when the config has one."""
+    """Input embedding: ``Linear(1 -> D)(magnitude) + time_encoding(time)``; concealed magnitudes are first replaced
+    by the trainable scalar [MASK] token when the config has one."""
 
     def __init__(self, config: AstromerConfig):
         super().__init__()
@@ -288,11 +294,11 @@ class AstromerEmbeddings(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(())) if config.use_mask_token else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, magnitudes: torch.Tensor, times: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, magnitudes: torch.Tensor, times: torch.Tensor, concealed: torch.Tensor) -> torch.Tensor:
         """
         Args:
             magnitudes, times (`torch.Tensor` of shape `(B, T)`).
-            hidden (`torch.BoolTensor` of shape `(B, T)`): hidden or padded positions.
+            concealed (`torch.BoolTensor` of shape `(B, T)`): masked or padded positions.
 
         Returns:
             The embedding before dropout, `(B, T, D)`.
@@ -300,7 +306,7 @@ class AstromerEmbeddings(nn.Module):
         weight = self.magnitude_projection.weight
         magnitudes = magnitudes.to(weight.dtype)
         if self.mask_token is not None:
-            magnitudes = torch.where(hidden, self.mask_token.to(weight.dtype), magnitudes)
+            magnitudes = torch.where(concealed, self.mask_token.to(weight.dtype), magnitudes)
         projected = self.magnitude_projection(magnitudes.unsqueeze(-1))
         encoding = sinusoidal_time_encoding(times, self.config.hidden_size, self.config.time_encoding_base)
         return projected + encoding.to(weight.dtype)
@@ -385,9 +391,9 @@ class AstromerLayer(GradientCheckpointingLayer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`hidden_states` `(B, T, D)` -> `(B, T, D)` and the attention weights `(B, H, T, T)` on request."""
         attended, weights = self.attention(hidden_states, attention_bias, output_attentions)
-        hidden = self.attention_norm(self._residual(hidden_states, "attention") + self.dropout(attended))
-        transformed = self.output(self.activation(self.intermediate(hidden)))
-        output = self.output_norm(self._residual(hidden, "output") + self.dropout(transformed))
+        attended = self.attention_norm(self._residual(hidden_states, "attention") + self.dropout(attended))
+        transformed = self.output(self.activation(self.intermediate(attended)))
+        output = self.output_norm(self._residual(attended, "output") + self.dropout(transformed))
         return output, weights
 
 
@@ -416,7 +422,16 @@ class AstromerReconstructionHead(nn.Module):
 # Pretrained models
 # ----------------------------------------------------------------------------------------------------------------------
 class AstromerPreTrainedModel(PreTrainedModel):
-    """Weight initialisation (Keras defaults: Glorot-uniform kernels, zero biases, [MASK] token 0) and loading."""
+    """Weight initialisation and loading.
+
+    Initialisation: the original's Keras defaults (Glorot-uniform kernels, zero biases, [MASK] token 0) when
+    ``config.initializer_range`` is None, else kernels drawn from ``normal(0, initializer_range)``. LayerNorms start
+    at (1, 0) and the γ weights of skip pooling at ``1 / (L + 1)`` either way.
+
+    Loading: a checkpoint that lacks any weight of the encoder is refused (a truncated or foreign file would
+    otherwise load as random weights with a warning); heads may be new, as when a classifier starts from a
+    pretrained encoder.
+    """
 
     config_class = AstromerConfig
     base_model_prefix = "astromer"
@@ -428,7 +443,10 @@ class AstromerPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         if isinstance(module, nn.Linear):
-            init.xavier_uniform_(module.weight)
+            if self.config.initializer_range is None:
+                init.xavier_uniform_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
@@ -437,6 +455,21 @@ class AstromerPreTrainedModel(PreTrainedModel):
             init.zeros_(module.mask_token)
         elif isinstance(module, AstromerForLightCurveClassification) and module.layer_weights is not None:
             init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info) -> None:
+        """transformers' adjustment of the missing and unexpected keys of a load (the keys to ignore), then a check
+        that no encoder weight is missing."""
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        encoder_prefix = "" if isinstance(self, AstromerModel) else f"{self.base_model_prefix}."
+        missing = sorted(key for key in loading_info.missing_keys if key.startswith(encoder_prefix))
+        if missing:
+            total = sum(1 for name, _ in self.named_parameters() if name.startswith(encoder_prefix))
+            shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+            raise OSError(
+                f"The checkpoint lacks {len(missing)} of the {total} encoder weights of {type(self).__name__} "
+                f"({shown}): the weights file is truncated, empty or not an Astromer checkpoint. Re-save or "
+                "re-download it (for a named release: `astromer download NAME --force`)."
+            )
 
     def push_to_hub(self, repo_id: str, *, processor=None, metrics=None, **kwargs):
         """Push the model to the Hub with an Astromer model card (architecture, intended use and limits, evaluation
@@ -483,6 +516,9 @@ def _squeeze_channel(x: torch.Tensor | None) -> torch.Tensor | None:
 class AstromerModel(AstromerPreTrainedModel):
     """The bare Astromer encoder: per-observation embeddings of a light-curve window.
 
+    Loading a checkpoint saved with a head (every released model is a pretraining checkpoint) drops the head
+    silently: its weights are expected, not "unexpected".
+
     Example::
 
         >>> from astromer_hf import AstromerConfig, AstromerModel
@@ -490,6 +526,8 @@ class AstromerModel(AstromerPreTrainedModel):
         >>> out = model(magnitudes=mags, times=times, attention_mask=attention_mask)  # mags, times: (B, T)
         >>> out.last_hidden_state.shape  # (B, T, 256)
     """
+
+    _keys_to_ignore_on_load_unexpected = [r"^head\.", r"^classifier\.", r"^layer_weights$"]
 
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
@@ -532,14 +570,14 @@ class AstromerModel(AstromerPreTrainedModel):
         attention_mask, masked_positions = _squeeze_channel(attention_mask), _squeeze_channel(masked_positions)
         _check_inputs(magnitudes, times, attention_mask=attention_mask, masked_positions=masked_positions)
 
-        hidden = torch.zeros_like(magnitudes, dtype=torch.bool)
+        concealed = torch.zeros_like(magnitudes, dtype=torch.bool)
         if attention_mask is not None:
-            hidden |= attention_mask == 0
+            concealed |= attention_mask == 0
         if masked_positions is not None:
-            hidden |= masked_positions != 0
+            concealed |= masked_positions != 0
 
-        embedding = self.embeddings(magnitudes, times, hidden)
-        attention_bias = build_attention_bias(hidden, self.config.attention_mask_style, embedding.dtype)
+        embedding = self.embeddings(magnitudes, times, concealed)
+        attention_bias = build_attention_bias(concealed, self.config.attention_mask_style, embedding.dtype)
 
         all_hidden_states = (embedding,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -558,6 +596,8 @@ class AstromerModel(AstromerPreTrainedModel):
 class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
     """Astromer with the pretraining head: predicts the magnitude at every position; the loss is the masked RMSE over
     the probed positions (spec section 2.3)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^layer_weights$"]
 
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
@@ -598,6 +638,7 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
             masked_positions=masked_positions,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         reconstruction = self.head(outputs.last_hidden_state)
 
@@ -622,9 +663,10 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
                 weights = inverse_error_weights(errors.to(reconstruction.dtype), loss_mask)
             targets = labels.to(reconstruction.dtype)
             per_window, has_probe = masked_window_mse(reconstruction, targets, loss_mask, weights)
-            if not bool(has_probe.any()):
+            if not torch.compiler.is_compiling() and not bool(has_probe.any()):  # (compiled: no data-dependent branch)
                 raise ValueError("No position enters the loss: every window has an empty `loss_mask`.")
-            loss = torch.sqrt(per_window[has_probe].mean())  # = masked_rmse(reconstruction, targets, ...)
+            # = masked_rmse(reconstruction, targets, ...), without a data-dependent shape
+            loss = torch.sqrt((per_window * has_probe).sum() / has_probe.sum())
             window_mse = per_window.masked_fill(~has_probe, float("nan"))
             r2 = masked_r2(reconstruction, targets, loss_mask)
 
@@ -640,14 +682,24 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
 
 
 class AstromerForLightCurveClassification(AstromerPreTrainedModel):
-    """Astromer with a classification head on pooled window embeddings (spec section 6).
+    """Astromer with a classification (or regression) head on pooled window embeddings (Astromer 2, §6.2).
 
     Pooling (``config.classifier_pooling``): ``"mean"`` or ``"max"`` over the real observations of the last layer, or
     ``"skip"``: with ``z_l`` the masked mean of the input embedding (``l = 0``) and of every block output, and a
     trainable ``gamma`` of size ``L + 1`` initialised to ``1 / (L + 1)``, ``z = mean_l(softmax(gamma)_l * z_l)``.
     The head is ``Linear -> ReLU`` for each of ``config.classifier_hidden_sizes`` (1024, 512, 256), then
     ``LayerNorm`` and ``Linear(-> num_labels)``. With ``config.freeze_encoder`` the encoder is not trained.
+
+    The loss follows ``config.problem_type`` as in transformers' sequence-classification heads: ``"regression"``
+    (mean squared error; inferred when ``num_labels == 1``), ``"single_label_classification"`` (cross-entropy on
+    integer labels; inferred for integer labels) or ``"multi_label_classification"`` (binary cross-entropy with
+    logits on float ``(B, C)`` labels; inferred for float labels).
     """
+
+    # A pretraining checkpoint's reconstruction head has no place here; the classifier head is new when loading
+    # one (the usual case: the encoder is what is pretrained).
+    _keys_to_ignore_on_load_unexpected = [r"^head\."]
+    _keys_to_ignore_on_load_missing = [r"^classifier\.", r"^layer_weights$"]
 
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
@@ -666,13 +718,6 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         self.post_init()
         self.freeze_encoder(config.freeze_encoder)
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As :meth:`PreTrainedModel.from_pretrained`, then applies ``config.freeze_encoder`` to the loaded weights."""
-        model = super().from_pretrained(*args, **kwargs)
-        model.freeze_encoder(model.config.freeze_encoder)
-        return model
-
     def freeze_encoder(self, freeze: bool = True) -> None:
         """Stop (or restart) training the encoder: sets ``config.freeze_encoder`` and the encoder's
         ``requires_grad``. A frozen encoder also runs without building a graph and in eval mode (see :meth:`train`);
@@ -682,11 +727,16 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         self.astromer.train(self.training and not freeze)
 
     def train(self, mode: bool = True):
-        """As :meth:`torch.nn.Module.train`, except that a frozen encoder stays in eval mode: its weights do not
-        learn, so it is a fixed feature extractor and the head trains on the very features it is given at
-        inference (encoder dropout off)."""
+        """As :meth:`torch.nn.Module.train`, except that a frozen encoder (``config.freeze_encoder``) stays frozen and
+        in eval mode: its weights do not learn, so it is a fixed feature extractor and the head trains on the very
+        features it is given at inference (encoder dropout off).
+
+        ``from_pretrained`` creates the loaded parameters anew (trainable) and ends with ``model.eval()``, as its
+        documentation says, so this is also where a loaded model takes its frozen state from its config.
+        """
         super().train(mode)
         if self.config.freeze_encoder:
+            self.astromer.requires_grad_(False)
             self.astromer.eval()
         return self
 
@@ -700,6 +750,45 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         per_layer = torch.stack([masked_mean(states, attention_mask) for states in outputs.hidden_states], dim=0)
         gamma = torch.softmax(self.layer_weights, dim=0).to(per_layer.dtype)
         return (gamma[:, None, None] * per_layer).mean(dim=0)
+
+    def problem_type(self, labels: torch.Tensor) -> str:
+        """``config.problem_type``, or the one inferred from ``num_labels`` and the labels' dtype."""
+        if self.config.problem_type is not None:
+            return self.config.problem_type
+        if self.num_labels == 1:
+            return "regression"
+        if not torch.is_floating_point(labels):
+            return "single_label_classification"
+        return "multi_label_classification"
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` `(B, C)` against ``labels`` for :meth:`problem_type`; clear errors for labels of
+        the wrong shape or range."""
+        batch = logits.shape[0]
+        problem = self.problem_type(labels)
+        if problem == "regression":
+            if labels.shape not in ((batch,), (batch, self.num_labels)):
+                raise ValueError(f"regression `labels` must have shape ({batch},) or ({batch}, {self.num_labels}), "
+                                 f"got {tuple(labels.shape)}.")
+            targets = labels.to(logits.dtype)
+            return nn.functional.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits,
+                                          targets.squeeze(-1) if self.num_labels == 1 else targets)
+        if problem == "single_label_classification":
+            if labels.shape != (batch,):
+                raise ValueError(f"`labels` must have shape ({batch},), got {tuple(labels.shape)}.")
+            if torch.is_floating_point(labels) and not torch.equal(labels, labels.round()):
+                raise ValueError("single-label `labels` must be class indices (integers).")
+            if labels.min() < 0 or labels.max() >= self.num_labels:
+                raise ValueError(f"`labels` must lie in [0, {self.num_labels}), got values {labels.unique().tolist()}.")
+            return nn.functional.cross_entropy(logits, labels.long())
+        if problem == "multi_label_classification":
+            if labels.shape != logits.shape:
+                raise ValueError(f"multi-label `labels` must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+            return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        raise ValueError(
+            f"Unknown `config.problem_type` {problem!r}; use 'regression', 'single_label_classification' or "
+            "'multi_label_classification'."
+        )
 
     @can_return_tuple
     def forward(
@@ -715,9 +804,14 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         r"""
         Args:
             magnitudes, times, attention_mask: as in :meth:`AstromerModel.forward`.
-            labels (`torch.LongTensor` of shape `(B,)`, *optional*):
-                Class indices in `[0, num_labels)`; enables the cross-entropy `loss`.
+            labels (`torch.Tensor`, *optional*):
+                Class indices `(B,)` in `[0, num_labels)` (single-label), floats `(B, C)` in [0, 1] (multi-label) or
+                targets `(B,)` / `(B, num_labels)` (regression); enables the `loss` (see the class docstring).
+            output_attentions, output_hidden_states: as in :meth:`AstromerModel.forward`.
         """
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         needs_all_layers = self.config.classifier_pooling == "skip"
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
             outputs = self.astromer(
@@ -726,20 +820,14 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
                 attention_mask=attention_mask,
                 output_attentions=output_attentions,
                 output_hidden_states=bool(output_hidden_states) or needs_all_layers,
+                return_dict=True,
             )
         magnitudes = _squeeze_channel(magnitudes)
         if attention_mask is None:
             attention_mask = torch.ones_like(magnitudes, dtype=torch.long)
         pooled = self.pool(outputs, _squeeze_channel(attention_mask))
         logits = self.classifier(pooled)
-
-        loss = None
-        if labels is not None:
-            if labels.shape != logits.shape[:1]:
-                raise ValueError(f"`labels` must have shape ({logits.shape[0]},), got {tuple(labels.shape)}.")
-            if labels.min() < 0 or labels.max() >= self.num_labels:
-                raise ValueError(f"`labels` must lie in [0, {self.num_labels}), got values {labels.unique().tolist()}.")
-            loss = nn.functional.cross_entropy(logits, labels.long())
+        loss = self.loss(logits, labels) if labels is not None else None
 
         return AstromerClassificationOutput(
             loss=loss,
