@@ -59,6 +59,10 @@ WINDOW_STRATEGIES = ("tiling", "legacy", "random")
 CENTERING_MODES = ("float64", "legacy_float32")
 #: Curves shorter than this can never be windowed meaningfully (one point centres to all zeros).
 MIN_CURVE_LENGTH = 2
+#: The cleaning defaults, for every caller (processor, survey builders, data preparation): rows with an error not
+#: below ``DEFAULT_MAX_ERROR`` magnitudes are dropped, then curves shorter than ``DEFAULT_MIN_OBSERVATIONS``.
+DEFAULT_MAX_ERROR = 1.0
+DEFAULT_MIN_OBSERVATIONS = 5
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "time": ("time", "mjd", "hjd", "bjd", "jd"),
@@ -342,7 +346,7 @@ class CleaningReport:
 
 
 def clean_lightcurves(
-    curves: RaggedCurves, *, max_error: float | None = 1.0, min_observations: int = 5
+    curves: RaggedCurves, *, max_error: float | None = DEFAULT_MAX_ERROR, min_observations: int = DEFAULT_MIN_OBSERVATIONS
 ) -> tuple[RaggedCurves, np.ndarray, CleaningReport]:
     """Apply the cleaning rules of spec §1.1 to all curves at once.
 
@@ -384,7 +388,7 @@ def clean_lightcurves(
 
 
 def select_clean_rows(
-    curves: RaggedCurves, *, max_error: float | None = 1.0, min_observations: int = 5
+    curves: RaggedCurves, *, max_error: float | None = DEFAULT_MAX_ERROR, min_observations: int = DEFAULT_MIN_OBSERVATIONS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CleaningReport]:
     """The rows the cleaning rules of :func:`clean_lightcurves` keep, without gathering, logging or raising.
 
@@ -516,7 +520,7 @@ class WindowSlices:
 
 
 def window_slices(
-    lengths: np.ndarray, window_size: int = 200, strategy: str = "tiling", rng: SeedLike = None
+    lengths: np.ndarray, window_size: int, strategy: str = "tiling", rng: SeedLike = None
 ) -> WindowSlices:
     """Cut curves of the given lengths into windows of at most ``window_size`` observations.
 
@@ -597,14 +601,14 @@ class CenteredWindows:
 
 
 def center_windows(
-    curves: RaggedCurves, slices: WindowSlices, window_size: int = 200, centering: str = "float64"
+    curves: RaggedCurves, slices: WindowSlices, window_size: int, centering: str = "float64"
 ) -> CenteredWindows:
     """Gather the windows into ``[W, T]`` arrays and subtract each window's mean time and magnitude.
 
     Args:
         curves: the curves that ``slices.curve_index`` refers to.
         slices: the W windows; every length must be in ``[1, window_size]``.
-        window_size: T.
+        window_size: T, the padded width.
         centering: ``"float64"`` or ``"legacy_float32"`` (see the module docstring).
     """
     if centering not in CENTERING_MODES:
@@ -679,17 +683,19 @@ class LightCurveWindows:
 def make_windows(
     lightcurves: Any,
     *,
-    window_size: int = 200,
+    window_size: int,
     strategy: str = "tiling",
     centering: str = "float64",
     clean: bool = True,
-    min_observations: int = 5,
-    max_error: float | None = 1.0,
+    min_observations: int = DEFAULT_MIN_OBSERVATIONS,
+    max_error: float | None = DEFAULT_MAX_ERROR,
     rng: SeedLike = None,
+    padding: str = "max_length",
 ) -> LightCurveWindows:
     """Parse, clean (or validate), window and centre light curves in one call.
 
     With ``clean=False`` the curves are checked by :func:`validate_lightcurves` and the report shows no change.
+    ``padding="max_length"`` pads every window to ``window_size`` positions, ``"longest"`` to the longest window.
     """
     parsed = as_lightcurves(lightcurves)
     curves = RaggedCurves.from_list(parsed.curves)
@@ -700,6 +706,9 @@ def make_windows(
         kept = np.arange(curves.n_curves, dtype=np.int64)
         report = CleaningReport(curves.n_curves, curves.n_curves, len(curves.values), len(curves.values))
     slices = window_slices(curves.lengths, window_size, strategy, rng)
-    windows = center_windows(curves, slices, window_size, centering)
+    if padding not in ("max_length", "longest"):
+        raise ValueError(f"padding must be 'max_length' or 'longest', got {padding!r}")
+    width = window_size if padding == "max_length" else int(slices.length.max())
+    windows = center_windows(curves, slices, width, centering)
     user_slices = WindowSlices(kept[slices.curve_index], slices.start, slices.length)
     return LightCurveWindows(user_slices, windows, report, parsed.ids)

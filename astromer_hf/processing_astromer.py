@@ -13,10 +13,22 @@ import numpy as np
 import torch
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
-from .lightcurves import CENTERING_MODES, MIN_CURVE_LENGTH, WINDOW_STRATEGIES, CleaningReport, make_windows
+from .configuration_astromer import AstromerConfig
+from .lightcurves import (
+    CENTERING_MODES,
+    DEFAULT_MAX_ERROR,
+    DEFAULT_MIN_OBSERVATIONS,
+    MIN_CURVE_LENGTH,
+    WINDOW_STRATEGIES,
+    CleaningReport,
+    make_windows,
+)
 from .masking import mask_windows, validate_fraction
 
 RETURN_TENSOR_TYPES = ("pt", "np", None)
+PADDING_MODES = ("max_length", "longest")
+#: The settings a processor shares with its model; their defaults are the model configuration's.
+MODEL_SETTINGS = ("window_size", "mask_probed_fraction", "mask_random_fraction", "mask_same_fraction")
 #: Attributes describing the last call, not settings: never saved.
 _RUNTIME_ATTRIBUTES = ("last_cleaning_report", "last_curve_ids")
 
@@ -24,17 +36,25 @@ _RUNTIME_ATTRIBUTES = ("last_cleaning_report", "last_curve_ids")
 class AstromerProcessor(FeatureExtractionMixin):
     """Turn light curves into Astromer windows.
 
+    The window size and the masking fractions are the model's: build the processor of a model with
+    :meth:`from_model_config` (its defaults are :class:`~astromer_hf.AstromerConfig`'s).
+
     Args:
-        window_size: T, the number of positions per window (200 for the released models).
-        windows: default window strategy, ``"tiling"`` (every observation in exactly one window),
-            ``"legacy"`` (the original inference rule) or ``"random"`` (one random window per curve, for
-            pretraining). See :mod:`astromer_hf.lightcurves`.
+        window_size: T, the longest window (the model's ``config.window_size``; 200 for the released models).
+        windows: default window strategy, ``"tiling"`` (every observation in exactly one window, the windows of a
+            curve as equal in length as possible), ``"legacy"`` (the original inference rule) or ``"random"`` (one
+            random window per curve, for pretraining). See :mod:`astromer_hf.lightcurves`.
         centering: ``"float64"`` (exact) or ``"legacy_float32"`` (bit-identical to the original code).
+        padding: ``"max_length"`` pads every window to ``window_size`` positions, as the original did;
+            ``"longest"`` pads only to the longest window of the call. Astromer 1's additive attention mask lets
+            padding change the outputs (``docs/architecture.md``), so its models keep ``"max_length"``; with
+            Astromer 2's key mask padding changes nothing and ``"longest"`` only saves work.
         clean: apply the cleaning rules (and report them); when False, invalid curves raise ``ValueError``.
         min_observations: curves with fewer observations are dropped by the cleaning (at least 2).
         max_error: rows with an error not below this are dropped by the cleaning; None keeps them
             (non-positive errors are always dropped).
-        mask_probed_fraction, mask_random_fraction, mask_same_fraction: masking fractions of spec §2.1.
+        mask_probed_fraction, mask_random_fraction, mask_same_fraction: the masking fractions (Donoso-Oliva et
+            al. 2023, §3.2; ``docs/architecture.md``).
 
     After each call, ``last_cleaning_report`` holds the :class:`~astromer_hf.lightcurves.CleaningReport` and
     ``last_curve_ids`` the object ids of a DataFrame input (None otherwise); ``curve_index`` in the output
@@ -45,15 +65,16 @@ class AstromerProcessor(FeatureExtractionMixin):
 
     def __init__(
         self,
-        window_size: int = 200,
+        window_size: int = AstromerConfig.window_size,
         windows: str = "tiling",
         centering: str = "float64",
+        padding: str = "max_length",
         clean: bool = True,
-        min_observations: int = 5,
-        max_error: float | None = 1.0,
-        mask_probed_fraction: float = 0.5,
-        mask_random_fraction: float = 0.2,
-        mask_same_fraction: float = 0.2,
+        min_observations: int = DEFAULT_MIN_OBSERVATIONS,
+        max_error: float | None = DEFAULT_MAX_ERROR,
+        mask_probed_fraction: float = AstromerConfig.mask_probed_fraction,
+        mask_random_fraction: float = AstromerConfig.mask_random_fraction,
+        mask_same_fraction: float = AstromerConfig.mask_same_fraction,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("feature_extractor_type", None)
@@ -61,6 +82,7 @@ class AstromerProcessor(FeatureExtractionMixin):
         self.window_size = _positive_int(window_size, "window_size", minimum=1)
         self.windows = _choice(windows, "windows", WINDOW_STRATEGIES)
         self.centering = _choice(centering, "centering", CENTERING_MODES)
+        self.padding = _choice(padding, "padding", PADDING_MODES)
         if not isinstance(clean, bool):
             raise ValueError(f"clean must be True or False, got {clean!r}")
         self.clean = clean
@@ -74,15 +96,19 @@ class AstromerProcessor(FeatureExtractionMixin):
 
     @classmethod
     def from_model_config(cls, config: Any, **kwargs: Any) -> AstromerProcessor:
-        """A processor matching a model config (any object with ``window_size`` and the ``mask_*_fraction``s).
+        """The processor of a model: its window size and masking fractions, and ``padding="longest"`` when its
+        attention mask removes padding (``attention_mask_style="key"``).
 
-        ``kwargs`` set the remaining processor settings.
+        ``config`` is an :class:`~astromer_hf.AstromerConfig` (or any object with ``window_size`` and the
+        ``mask_*_fraction``s); ``kwargs`` set the remaining processor settings (and override the model's).
         """
-        names = ("window_size", "mask_probed_fraction", "mask_random_fraction", "mask_same_fraction")
-        missing = [name for name in names if not hasattr(config, name)]
+        missing = [name for name in MODEL_SETTINGS if not hasattr(config, name)]
         if missing:
             raise AttributeError(f"{type(config).__name__} lacks the attribute(s) {missing} needed by the processor")
-        return cls(**{name: getattr(config, name) for name in names}, **kwargs)
+        settings = {name: getattr(config, name) for name in MODEL_SETTINGS}
+        if getattr(config, "attention_mask_style", None) == "key":
+            settings["padding"] = "longest"
+        return cls(**{**settings, **kwargs})
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, without the state of the last call."""
@@ -136,6 +162,7 @@ class AstromerProcessor(FeatureExtractionMixin):
             min_observations=self.min_observations,
             max_error=self.max_error,
             rng=rng,
+            padding=self.padding,
         )
         self.last_cleaning_report = prepared.report
         self.last_curve_ids = prepared.ids

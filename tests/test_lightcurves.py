@@ -60,14 +60,14 @@ def test_reference_has_errors_above_one_that_default_cleaning_drops(reference, r
     assert curves_with_large_errors == {0, 1, 3, 5, 8, 9, 10, 17, 18}
     assert all(reference["curve_name"][c].startswith("macho/") for c in curves_with_large_errors)
 
-    out = make_windows(reference_lightcurves, strategy="legacy", centering="legacy_float32")
+    out = make_windows(reference_lightcurves, window_size=T, strategy="legacy", centering="legacy_float32")
     assert out.report.bad_error_rows == 74
     assert out.report.observations_out == len(errors) - 74
     assert not np.array_equal(out.windows.magnitudes[: len(reference["win_mag"])], reference["win_mag"])
 
 
 def test_float64_centring_offsets_are_the_exact_window_means(reference_lightcurves):
-    out = make_windows(reference_lightcurves, strategy="legacy", max_error=None)
+    out = make_windows(reference_lightcurves, window_size=T, strategy="legacy", max_error=None)
     for w, (curve, start, length) in enumerate(zip(out.slices.curve_index, out.slices.start, out.slices.length)):
         window = reference_lightcurves[curve][start : start + length]
         exact_time, exact_mag = (math.fsum(window[:, k]) / length for k in (0, 1))
@@ -80,8 +80,8 @@ def test_float64_centring_offsets_are_the_exact_window_means(reference_lightcurv
 def test_float64_centring_fixes_the_float32_time_shift_of_full_julian_dates(reference, reference_lightcurves):
     """The documented, deliberate difference: legacy float32 centring shifts full-JD times by up to ~0.9 d."""
     names = list(reference["curve_name"])
-    exact = make_windows(reference_lightcurves, strategy="legacy", max_error=None)
-    legacy = make_windows(reference_lightcurves, strategy="legacy", centering="legacy_float32", max_error=None)
+    exact = make_windows(reference_lightcurves, window_size=T, strategy="legacy", max_error=None)
+    legacy = make_windows(reference_lightcurves, window_size=T, strategy="legacy", centering="legacy_float32", max_error=None)
     for name in FULL_JD_OGLE_CURVES:
         rows = exact.slices.curve_index == names.index(name)
         real = exact.windows.attention_mask[rows] == 1
@@ -410,7 +410,7 @@ def test_strict_mode_names_the_curve_and_row(curve_number, message):
     with pytest.raises(ValueError, match=message):
         validate_lightcurves(RaggedCurves.from_list(curves))
     with pytest.raises(ValueError, match=message):
-        make_windows(curves, clean=False)
+        make_windows(curves, window_size=T, clean=False)
 
 
 def test_strict_mode_accepts_valid_curves_unchanged():

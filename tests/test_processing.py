@@ -208,6 +208,7 @@ def test_from_model_config():
         ("window_size", 2.5),
         ("windows", "sliding"),
         ("centering", "float16"),
+        ("padding", "shortest"),
         ("clean", "yes"),
         ("min_observations", 1),
         ("max_error", 0.0),
@@ -220,6 +221,35 @@ def test_from_model_config():
 def test_invalid_settings_are_rejected(setting, value):
     with pytest.raises(ValueError, match=setting):
         AstromerProcessor(**{setting: value})
+
+
+def test_processor_defaults_are_the_model_configuration_defaults():
+    from astromer_hf import AstromerConfig
+
+    config, processor = AstromerConfig(), AstromerProcessor()
+    for name in ("window_size", "mask_probed_fraction", "mask_random_fraction", "mask_same_fraction"):
+        assert getattr(processor, name) == getattr(config, name), name
+    assert processor.padding == "max_length"
+    assert AstromerProcessor.from_model_config(AstromerConfig.from_preset("astromer-1")).padding == "max_length"
+    assert AstromerProcessor.from_model_config(AstromerConfig.from_preset("astromer-2")).padding == "longest"
+
+
+def test_longest_padding_pads_to_the_longest_window_and_leaves_key_masked_outputs_unchanged(curves):
+    from astromer_hf import AstromerConfig, AstromerModel
+
+    short = [make_curve(40, seed=4), make_curve(65, seed=5)]
+    full = AstromerProcessor()(short)
+    trimmed = AstromerProcessor(padding="longest")(short)
+    assert full["magnitudes"].shape == (2, 200) and trimmed["magnitudes"].shape == (2, 65)
+    for name in ("magnitudes", "times", "errors", "attention_mask"):
+        torch.testing.assert_close(trimmed[name], full[name][:, :65], rtol=0, atol=0)
+    torch.manual_seed(0)
+    model = AstromerModel(AstromerConfig.from_preset("astromer-2", num_hidden_layers=2)).eval()
+    with torch.no_grad():
+        a = model(full["magnitudes"], full["times"], attention_mask=full["attention_mask"]).last_hidden_state
+        b = model(trimmed["magnitudes"], trimmed["times"], attention_mask=trimmed["attention_mask"]).last_hidden_state
+    real = trimmed["attention_mask"].bool()
+    torch.testing.assert_close(b[real], a[:, :65][real], rtol=1e-5, atol=1e-5)
 
 
 def test_invalid_return_tensors_is_rejected(curves):

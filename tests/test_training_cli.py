@@ -111,7 +111,8 @@ def test_the_paper_recipes_carry_the_papers_hyperparameters(tiny_pretrained, mon
     monkeypatch.chdir(tmp_path)
     a1 = _instantiate(ROOT / "recipes" / "macho.yaml")
     assert a1.model.model.num_parameters() == 661_505
-    assert a1.model.masking_fractions == (0.5, 0.2, 0.2)
+    config = a1.model.model.config
+    assert (config.mask_probed_fraction, config.mask_random_fraction, config.mask_same_fraction) == (0.5, 0.2, 0.2)
     assert (a1.model.hparams.lr, tuple(a1.model.hparams.betas), a1.model.hparams.eps) == (1e-3, (0.9, 0.98), 1e-9)
     assert (a1.datamodule.hparams.batch_size, a1.datamodule.hparams.repeat, a1.datamodule.hparams.bands) == (5000, 5, ["R"])
     patience = {type(c).__name__: getattr(c, "patience", None) for c in a1.trainer.callbacks}["EarlyStopping"]
@@ -123,7 +124,8 @@ def test_the_paper_recipes_carry_the_papers_hyperparameters(tiny_pretrained, mon
     finetune = _instantiate(ROOT / "recipes" / "finetune_alcock.yaml", "--model.init_args.model", str(tiny_pretrained))
     assert isinstance(finetune.model, AstromerFineTuning) and finetune.datamodule.hparams.train_windows == "tiling"
     classify = _instantiate(ROOT / "recipes" / "classify_alcock.yaml", "--model.init_args.model", str(tiny_pretrained))
-    assert classify.model.hparams.freeze_encoder and classify.model.hparams.pooling == "skip"
+    head = classify.model.hparams.config_overrides
+    assert head["freeze_encoder"] and head["classifier_pooling"] == "skip"
 
 
 # -- the command line -----------------------------------------------------------------------------------------------

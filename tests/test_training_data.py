@@ -127,7 +127,7 @@ def test_validation_windows_and_masks_are_fixed_whatever_the_batching(prepared):
 
 def test_two_ranks_see_disjoint_halves_of_the_single_process_batches(prepared):
     split = _data_module(prepared).splits["train"]
-    collate = WindowCollator(64, seed=0)
+    collate = WindowCollator(64, probed_fraction=0.5, random_fraction=0.2, same_fraction=0.2, seed=0)
     single = EpochSampler(split, num_replicas=1, rank=0, seed=0)
     ranks = [EpochSampler(split, num_replicas=2, rank=r, seed=0) for r in range(2)]
     for sampler in (single, *ranks):
@@ -169,9 +169,13 @@ def test_few_shot_subsets_and_band_filter(prepared):
 
 
 def test_masking_fractions_come_from_the_model_unless_set(prepared):
+    from types import SimpleNamespace
+
+    from astromer_hf import AstromerConfig
+
     class Module:
-        masking_fractions = (0.3, 0.1, 0.4)
-        model = None
+        model = SimpleNamespace(config=AstromerConfig(window_size=64, mask_probed_fraction=0.3,
+                                                      mask_random_fraction=0.1, mask_same_fraction=0.4))
 
     class Trainer:
         lightning_module = Module()

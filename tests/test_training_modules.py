@@ -176,7 +176,8 @@ def test_classification_trains_the_head_on_a_frozen_encoder_and_logs_its_metrics
     AstromerPretraining(model="astromer-1", config_overrides=TINY).model.save_pretrained(encoder_dir)
     pl.seed_everything(0)
     data = AstromerDataModule(path=str(prepared), task="classification", batch_size=32, train_windows="tiling")
-    module = AstromerClassification(model=str(encoder_dir), hidden_sizes=[32, 16], freeze_encoder=True, lr=3e-3)
+    module = AstromerClassification(model=str(encoder_dir), lr=3e-3,
+                                    config_overrides={"classifier_hidden_sizes": [32, 16], "freeze_encoder": True})
     saver = SavePretrainedCallback(dirpath=str(tmp_path / "clf"), monitor="val/f1_macro", mode="max")
     logger = CSVLogger(str(tmp_path / "logs"), name="clf")
     trainer = _trainer(tmp_path, max_epochs=4, callbacks=[saver], logger=logger)
@@ -203,7 +204,8 @@ def test_classification_trains_the_head_on_a_frozen_encoder_and_logs_its_metrics
 
 def test_classification_rebuilds_from_its_checkpoint(prepared, tmp_path):
     data = AstromerDataModule(path=str(prepared), task="classification", batch_size=64)
-    module = AstromerClassification(model="astromer-1", config_overrides=TINY, hidden_sizes=[8], freeze_encoder=False)
+    module = AstromerClassification(model="astromer-1", config_overrides={**TINY, "classifier_hidden_sizes": [8],
+                                                                            "freeze_encoder": False})
     checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
     trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, callbacks=[checkpoint], enable_checkpointing=True)
     trainer.fit(module, data)
@@ -260,7 +262,8 @@ def test_modules_built_from_saved_weights_train_with_dropout_on(prepared, tmp_pa
         module = AstromerFineTuning(model=str(encoder_dir))
         data = AstromerDataModule(path=str(prepared), batch_size=32)
     else:
-        module = AstromerClassification(model=str(encoder_dir), hidden_sizes=[8], freeze_encoder="frozen" in task)
+        module = AstromerClassification(model=str(encoder_dir), config_overrides={
+            "classifier_hidden_sizes": [8], "freeze_encoder": "frozen" in task})
         data = AstromerDataModule(path=str(prepared), task="classification", batch_size=32)
     recorder = _ModeRecorder()
     trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, callbacks=[recorder])

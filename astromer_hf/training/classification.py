@@ -31,29 +31,28 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
         model: the encoder to start from: a ``save_pretrained`` folder / hub id (a pretrained or fine-tuned
             Astromer; its reconstruction head is dropped), or a preset name for a randomly initialised baseline.
         class_names: the classes, in label order; None takes them from the data module.
-        pooling: ``"skip"`` (γ-weighted mean over the input embedding and every block, Astromer 2's best), ``"mean"``
-            or ``"max"`` over the last block.
-        hidden_sizes: widths of the ReLU MLP (then LayerNorm and the output layer).
-        freeze_encoder: keep the encoder fixed (the Astromer 2 protocol) or train it too.
+        config_overrides: configuration fields of the classifier, the one place its head is described:
+            ``classifier_pooling`` (``"skip"``: γ-weighted mean over the input embedding and every block, Astromer 2's
+            best; ``"mean"`` or ``"max"`` over the last block), ``classifier_hidden_sizes`` (widths of the ReLU MLP,
+            then LayerNorm and the output layer), ``freeze_encoder`` (keep the encoder fixed, the Astromer 2
+            protocol, or train it too), and any other field (e.g. ``hidden_dropout_prob``). Fields not given keep
+            the starting folder's values (for a pretraining folder: the :class:`~astromer_hf.AstromerConfig`
+            defaults, skip pooling, 1024-512-256, encoder trained).
         lr, betas, eps, weight_decay, lr_schedule, warmup_steps: as in
             :class:`~astromer_hf.training.AstromerPretraining` (Astromer 1 classifiers used lr 1e-3, Astromer 2 1e-5).
-        config_overrides: further configuration fields (e.g. ``{"hidden_dropout_prob": 0.0}``).
     """
 
     def __init__(
         self,
         model: str,
         class_names: list[str] | None = None,
-        pooling: Literal["skip", "mean", "max"] = "skip",
-        hidden_sizes: list[int] = (1024, 512, 256),
-        freeze_encoder: bool = True,
+        config_overrides: dict[str, Any] | None = None,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.98),
         eps: float = 1e-9,
         weight_decay: float = 0.0,
         lr_schedule: Literal["constant", "noam"] = "constant",
         warmup_steps: int = 4000,
-        config_overrides: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_optimizer_settings(lr, lr_schedule, warmup_steps)
@@ -70,9 +69,6 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
             num_labels=len(class_names),
             id2label=dict(enumerate(class_names)),
             label2id={name: index for index, name in enumerate(class_names)},
-            classifier_pooling=self.hparams.pooling,
-            classifier_hidden_sizes=list(self.hparams.hidden_sizes),
-            freeze_encoder=self.hparams.freeze_encoder,
         )
         self.model = load_or_build(AstromerForLightCurveClassification, self.hparams.model, overrides)
         self.hparams["class_names"] = list(class_names)  # saved in checkpoints, so they rebuild the same head

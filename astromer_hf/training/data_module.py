@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from ..configuration_astromer import AstromerConfig
 from ..data.prepare import prepare_dataset
 from ..data.splits import SPLIT_NAMES, few_shot_splits
 from ..lightcurves import CENTERING_MODES, WINDOW_STRATEGIES
@@ -17,8 +18,9 @@ from ..masking import validate_fraction
 from ..processing_astromer import AstromerProcessor, _choice, _positive_int
 from .windows import ArrowLightCurves, EpochSampler, ResumableDataLoader, WindowCollator
 
-#: Masking fractions used when neither the data module nor the model says otherwise (the released models').
-DEFAULT_MASKING = (0.5, 0.2, 0.2)
+#: Masking fractions used when neither the data module nor the model says otherwise: the configuration defaults.
+DEFAULT_MASKING = (AstromerConfig.mask_probed_fraction, AstromerConfig.mask_random_fraction,
+                   AstromerConfig.mask_same_fraction)
 _EVAL_STREAMS = {"validation": 10, "test": 20}
 
 
@@ -51,7 +53,7 @@ class AstromerDataModule(pl.LightningDataModule):
         replay_first_epoch: reproduce the original's cached pipeline: every epoch replays the first epoch's order,
             windows and masks (spec §1.2). Off by default: fresh windows and masks each epoch.
         mask_probed_fraction, mask_random_fraction, mask_same_fraction: masking fractions; None takes the model's
-            config (when the LightningModule exposes ``masking_fractions``), else 0.5 / 0.2 / 0.2.
+            (``module.model.config``), else the :class:`~astromer_hf.AstromerConfig` defaults.
         centering: ``"float64"`` or ``"legacy_float32"``.
         bands: keep only these passbands (e.g. ``["R"]`` for MACHO as in Astromer 1); None keeps every row.
         few_shot: train on a few-shot subset of the labelled curves: ``{"spc": 20, "fold": 0}`` (plus, optionally,
@@ -107,7 +109,8 @@ class AstromerDataModule(pl.LightningDataModule):
         self.splits: dict[str, ArrowLightCurves] = {}
         self.class_names: tuple[str, ...] = ()
         self.masking: tuple[float, float, float] = DEFAULT_MASKING
-        self.resolved_window_size: int = window_size or 200
+        self.resolved_window_size: int = window_size or AstromerConfig.window_size
+        self.model_config: AstromerConfig | None = None
 
     # -- preparation -------------------------------------------------------------------------------------------
 
@@ -157,9 +160,11 @@ class AstromerDataModule(pl.LightningDataModule):
         """Window size and masking fractions: the data module's own, else the model's, else the defaults."""
         module = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
         model_config = getattr(getattr(module, "model", None), "config", None)
+        self.model_config = model_config if isinstance(model_config, AstromerConfig) else None
         if self.hparams.window_size is None and model_config is not None:
             self.resolved_window_size = model_config.window_size
-        model_fractions = getattr(module, "masking_fractions", None)
+        model_fractions = None if model_config is None else (
+            model_config.mask_probed_fraction, model_config.mask_random_fraction, model_config.mask_same_fraction)
         defaults = model_fractions if model_fractions is not None else DEFAULT_MASKING
         own = (self.hparams.mask_probed_fraction, self.hparams.mask_random_fraction, self.hparams.mask_same_fraction)
         self.masking = tuple(d if o is None else float(o) for o, d in zip(own, defaults))
@@ -246,8 +251,9 @@ class AstromerDataModule(pl.LightningDataModule):
     # -- what the model folder needs ---------------------------------------------------------------------------
 
     def processor(self) -> AstromerProcessor:
-        """An :class:`~astromer_hf.AstromerProcessor` with this data module's window and masking settings."""
-        return AstromerProcessor(
+        """The model's :class:`~astromer_hf.AstromerProcessor`, with this data module's window and masking settings."""
+        return AstromerProcessor.from_model_config(
+            self.model_config or AstromerConfig(),
             window_size=self.resolved_window_size,
             windows=self.hparams.eval_windows,
             centering=self.hparams.centering,

@@ -167,12 +167,6 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         self.stage_metrics = torch.nn.ModuleDict({f"{stage}_metrics": MaskedReconstructionMetrics() for stage in STAGES})
         self.example_batch: dict[str, torch.Tensor] | None = None
 
-    @property
-    def masking_fractions(self) -> tuple[float, float, float]:
-        """(probed, random, same) of the model's configuration, used by the data module unless it sets its own."""
-        config = self.model.config
-        return (config.mask_probed_fraction, config.mask_random_fraction, config.mask_same_fraction)
-
     def forward(self, **inputs: torch.Tensor):
         return self.model(**inputs)
 

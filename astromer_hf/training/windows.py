@@ -134,7 +134,7 @@ class WindowCollator:
         window_size: T.
         centering: ``"float64"`` or ``"legacy_float32"``.
         mask: draw the masked-reconstruction masks (pretraining / fine-tuning).
-        probed_fraction, random_fraction, same_fraction: the masking fractions (spec §2.1).
+        probed_fraction, random_fraction, same_fraction: the model's masking fractions (needed with ``mask``).
         seed: seed of the masks.
         stream_offset: separates the masks of different splits drawn with the same item numbers.
         class_labels: return the curve's class as ``labels`` (classification) instead of the true magnitudes.
@@ -151,9 +151,9 @@ class WindowCollator:
         window_size: int,
         centering: str = "float64",
         mask: bool = True,
-        probed_fraction: float = 0.5,
-        random_fraction: float = 0.2,
-        same_fraction: float = 0.2,
+        probed_fraction: float | None = None,
+        random_fraction: float | None = None,
+        same_fraction: float | None = None,
         seed: int = 0,
         stream_offset: int = 0,
         class_labels: bool = False,
@@ -162,6 +162,8 @@ class WindowCollator:
             raise ValueError(f"centering must be one of {CENTERING_MODES}, got {centering!r}")
         if mask and class_labels:
             raise ValueError("a batch carries either masks (reconstruction) or class labels (classification)")
+        if mask and None in (probed_fraction, random_fraction, same_fraction):
+            raise ValueError("masking needs the model's probed, random and same fractions")
         self.window_size = window_size
         self.centering = centering
         self.mask = mask
