@@ -35,7 +35,7 @@ class AstromerConfig(PreTrainedConfig):
             Number of observations per window the model was trained on.
         time_encoding_base (`float`, defaults to 10000.0):
             Base of the sinusoidal time encoding, ``omega_i = base ** (-2 i / hidden_size)``. The original code
-            always used 10000 whatever its configuration said (spec section 1.4).
+            always used 10000 whatever its configuration said (``docs/architecture.md``).
         residual_style (`str`, defaults to `"none"`):
             ``"none"`` (Astromer 1: no residual connections), ``"projected"`` (Astromer 2:
             ``LayerNorm(Linear(x) + sublayer(x))``) or ``"identity"`` (``LayerNorm(x + sublayer(x))``, for new models).

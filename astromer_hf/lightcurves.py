@@ -1,6 +1,6 @@
 """Light-curve inputs for Astromer: parsing, cleaning, windowing and per-window centring.
 
-The steps follow §1 of the specification (``shared/spec/ASTROMER.md``):
+The steps reproduce the original Astromer input pipeline (``docs/architecture.md``, "Input"):
 
 1. :func:`as_lightcurves` turns the user's container (arrays, dict of columns, long-format DataFrame)
    into a list of float64 ``(N, 3)`` arrays ``[time, mag, err]``.
@@ -348,7 +348,7 @@ class CleaningReport:
 def clean_lightcurves(
     curves: RaggedCurves, *, max_error: float | None = DEFAULT_MAX_ERROR, min_observations: int = DEFAULT_MIN_OBSERVATIONS
 ) -> tuple[RaggedCurves, np.ndarray, CleaningReport]:
-    """Apply the cleaning rules of spec §1.1 to all curves at once.
+    """Apply the cleaning rules of the original pipeline to all curves at once.
 
     Rules, in order:
 

@@ -1,4 +1,4 @@
-"""Astromer's masked-reconstruction selection (spec §2.1), vectorised over the batch in PyTorch.
+"""Astromer's masked-reconstruction selection (``docs/architecture.md``, "Masked modelling"), vectorised over the batch in PyTorch.
 
 For a window with ``n`` real observations and fractions ``probed``, ``same``, ``random``:
 
@@ -100,7 +100,7 @@ def mask_windows(
     Args:
         magnitudes: float ``[B, T]``, the (centred) magnitudes.
         attention_mask: ``[B, T]``, non-zero at real observations, 0 at padding (padding may sit anywhere).
-        probed_fraction, random_fraction, same_fraction: the fractions of spec §2.1, each in ``[0, 1]``.
+        probed_fraction, random_fraction, same_fraction: the masking fractions, each in ``[0, 1]``.
         generator: makes the draw reproducible. Random numbers are drawn on the generator's device and moved to
             the device of ``magnitudes``, so a CPU generator also serves inputs on an accelerator. Without it
             the global torch RNG of the inputs' device is used.

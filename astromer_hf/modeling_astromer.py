@@ -595,7 +595,7 @@ class AstromerModel(AstromerPreTrainedModel):
 
 class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
     """Astromer with the pretraining head: predicts the magnitude at every position; the loss is the masked RMSE over
-    the probed positions (spec section 2.3)."""
+    the probed positions (``docs/architecture.md``, "Heads")."""
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^layer_weights$"]
 
@@ -682,7 +682,7 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
 
 
 class AstromerForLightCurveClassification(AstromerPreTrainedModel):
-    """Astromer with a classification (or regression) head on pooled window embeddings (Astromer 2, §6.2).
+    """Astromer with a classification (or regression) head on pooled window embeddings (Astromer 2's ``skip_avg_mlp``).
 
     Pooling (``config.classifier_pooling``): ``"mean"`` or ``"max"`` over the real observations of the last layer, or
     ``"skip"``: with ``z_l`` the masked mean of the input embedding (``l = 0``) and of every block output, and a

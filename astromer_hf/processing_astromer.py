@@ -53,8 +53,8 @@ class AstromerProcessor(FeatureExtractionMixin):
         min_observations: curves with fewer observations are dropped by the cleaning (at least 2).
         max_error: rows with an error not below this are dropped by the cleaning; None keeps them
             (non-positive errors are always dropped).
-        mask_probed_fraction, mask_random_fraction, mask_same_fraction: the masking fractions (Donoso-Oliva et
-            al. 2023, §3.2; ``docs/architecture.md``).
+        mask_probed_fraction, mask_random_fraction, mask_same_fraction: the masking fractions (``docs/architecture.md``,
+            "Masked modelling").
 
     After each call, ``last_cleaning_report`` holds the :class:`~astromer_hf.lightcurves.CleaningReport` and
     ``last_curve_ids`` the object ids of a DataFrame input (None otherwise); ``curve_index`` in the output

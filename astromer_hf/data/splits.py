@@ -2,7 +2,7 @@
 
 ``hash_split`` puts an object in train / validation / test from a hash of its identifier alone, so the assignment
 never depends on the order, the number of objects or the machine, and every band of one object lands in the same
-split. ``few_shot_splits`` builds the labelled subsets of spec §5 "Splits": a fixed number of test curves per class
+split. ``few_shot_splits`` builds the labelled subsets of the papers' few-shot protocol: a fixed number of test curves per class
 (100), ``spc`` training curves per class (SPC 20 / 50 / 100 / 500 in the papers), and a validation set from the rest,
 for each of several folds.
 """

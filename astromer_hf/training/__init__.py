@@ -2,9 +2,9 @@
 prepared survey datasets, callbacks, loggers and the ``lightning`` / ``astromer fit`` command line.
 
 ``AstromerPretraining`` / ``AstromerFineTuning``
-    Masked reconstruction (spec §2), from scratch or from pretrained weights.
+    Masked reconstruction, from scratch or from pretrained weights.
 ``AstromerClassification``
-    A classifier head on a frozen or trainable encoder (spec §6).
+    A classifier head on a frozen or trainable encoder.
 ``AstromerDataModule``
     Prepared splits -> windows, masks and labels in a vectorised collate; deterministic validation and test.
 ``SavePretrainedCallback``, ``PushToHubCallback``, ``ReconstructionFigureCallback``

@@ -1,4 +1,4 @@
-"""``AstromerClassification``: a light-curve classifier on a (frozen or trainable) pretrained Astromer (spec §6)."""
+"""``AstromerClassification``: a light-curve classifier on a (frozen or trainable) pretrained Astromer (Astromer 2, arXiv:2502.02717)."""
 
 from __future__ import annotations
 

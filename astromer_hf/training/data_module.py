@@ -51,7 +51,7 @@ class AstromerDataModule(pl.LightningDataModule):
         eval_windows: ``"tiling"`` (every observation in one window) or ``"legacy"`` (the original's rule).
         repeat: random windows per curve and epoch (the original Astromer 1 used 5).
         replay_first_epoch: reproduce the original's cached pipeline: every epoch replays the first epoch's order,
-            windows and masks (spec §1.2). Off by default: fresh windows and masks each epoch.
+            windows and masks (``docs/training.md``). Off by default: fresh windows and masks each epoch.
         mask_probed_fraction, mask_random_fraction, mask_same_fraction: masking fractions; None takes the model's
             (``module.model.config``), else the :class:`~astromer_hf.AstromerConfig` defaults.
         centering: ``"float64"`` or ``"legacy_float32"``.

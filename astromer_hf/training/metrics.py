@@ -7,7 +7,7 @@ from torchmetrics import Metric
 
 
 class MaskedReconstructionMetrics(Metric):
-    """Astromer's masked RMSE and R² (spec §2.3) over all windows seen since the last reset.
+    """Astromer's masked RMSE and R² (``docs/architecture.md``, "Heads") over all windows seen since the last reset.
 
     * ``rmse``: ``sqrt(mean_w MSE_w)``, the mean over windows of each window's MSE over its probed positions (windows
       with no probed position are left out), as the training loss computes it over one batch;

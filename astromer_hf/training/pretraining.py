@@ -129,7 +129,7 @@ class AstromerTrainingMixin:
 
 
 class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
-    """Pretrain Astromer by masked reconstruction (spec §2): predict the probed magnitudes of each window.
+    """Pretrain Astromer by masked reconstruction (Donoso-Oliva et al. 2023): predict the probed magnitudes of each window.
 
     Logs ``{train,val,test}/loss`` (the batch masked RMSE), epoch-level ``{stage}/rmse``, ``{stage}/r2`` and
     ``{stage}/baseline_rmse`` (predicting the window mean), ``train/lr``, ``train/grad_norm`` and
@@ -144,7 +144,7 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         lr_schedule: ``"constant"`` (Astromer 1 paper code, Astromer 2) or ``"noam"``: linear warm-up over
             ``warmup_steps`` then ``step**-0.5`` decay, stepped every optimiser step. With
             ``lr = hidden_size**-0.5 * warmup_steps**-0.5`` (9.88e-4 for 256 and 4000) it is the original
-            ``CustomSchedule`` exactly (spec §4).
+            ``CustomSchedule`` exactly.
         warmup_steps: optimiser steps to the peak of the ``"noam"`` schedule.
     """
 
@@ -222,7 +222,7 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
 
 
 class AstromerFineTuning(AstromerPretraining):
-    """Fine-tune a pretrained Astromer with the masked objective on a downstream dataset (spec §4, fine-tuning).
+    """Fine-tune a pretrained Astromer with the masked objective on a downstream dataset, as both papers did before classifying.
 
     The same training as :class:`AstromerPretraining`, starting from ``model``, which must be a ``save_pretrained``
     folder or hub id (not a preset). The originals fine-tuned on all fixed windows of each curve

@@ -216,7 +216,7 @@ class EpochSampler(DistributedSampler):
 
     Args:
         replay_first_epoch: use the first epoch's order, windows and masks in every epoch (what the original's
-            ``.cache()`` did, spec §1.2) instead of fresh ones.
+            ``.cache()`` did, ``docs/training.md``) instead of fresh ones.
     """
 
     def __init__(
