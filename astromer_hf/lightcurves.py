@@ -63,6 +63,9 @@ MIN_CURVE_LENGTH = 2
 #: below ``DEFAULT_MAX_ERROR`` magnitudes are dropped, then curves shorter than ``DEFAULT_MIN_OBSERVATIONS``.
 DEFAULT_MAX_ERROR = 1.0
 DEFAULT_MIN_OBSERVATIONS = 5
+#: Rows with a value at least this large are dropped with the non-finite ones: the model computes in float32, and
+#: values near its limit (3.4e38) overflow once centred. Real times (days, even full JD) and magnitudes are far below.
+MAX_ABS_VALUE = 1e15
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "time": ("time", "mjd", "hjd", "bjd", "jd"),
@@ -336,7 +339,7 @@ class CleaningReport:
             [
                 f"Light-curve cleaning: {self.curves_in} -> {self.curves_out} curves, "
                 f"{self.observations_in} -> {self.observations_out} observations",
-                f"  rows with NaN/inf dropped:               {self.nonfinite_rows}",
+                f"  rows with NaN/inf (or |value| >= 1e15):  {self.nonfinite_rows}",
                 f"  rows with error outside (0, max_error):  {self.bad_error_rows}",
                 f"  curves re-sorted by time:                {self.resorted_curves}",
                 f"  duplicate-time rows dropped (keep last): {self.duplicate_time_rows}",
@@ -352,7 +355,7 @@ def clean_lightcurves(
 
     Rules, in order:
 
-    1. rows with NaN or inf in any column are dropped;
+    1. rows with NaN or inf in any column are dropped (and rows with a value of at least :data:`MAX_ABS_VALUE`);
     2. rows whose error is not in ``(0, max_error)`` are dropped (``max_error=None`` removes the upper
        bound only; non-positive errors are always dropped);
     3. curves whose times are not sorted are stable-sorted by time;
@@ -381,7 +384,11 @@ def clean_lightcurves(
         values if unchanged else values[rows], np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     )
     if report.curves_out == 0:
-        raise ValueError(f"no light curve left after cleaning (min_observations={min_observations}):\n{report}")
+        raise ValueError(
+            f"no light curve left after cleaning: {report.curves_in} curve(s) with {report.observations_in} "
+            f"observation(s) in, none with at least {min_observations} valid observations out (rows need finite "
+            f"values and an error in (0, {max_error})); what each rule removed:\n{report}"
+        )
     if report.changed:
         logger.warning("%s", report)
     return cleaned, kept, report
@@ -400,7 +407,8 @@ def select_clean_rows(
         and the :class:`CleaningReport`.
     """
     values = curves.values
-    finite = np.isfinite(values[:, 0]) & np.isfinite(values[:, 1]) & np.isfinite(values[:, 2])
+    with np.errstate(invalid="ignore"):
+        finite = (np.abs(values) < MAX_ABS_VALUE).all(axis=1)  # False for NaN and inf as well
     error = values[:, 2]
     good_error = error > 0 if max_error is None else (error > 0) & (error < max_error)
     # Work on row indices and 1-D columns; the [N, 3] values are gathered once by the caller.
@@ -458,6 +466,8 @@ def _duplicate_time_rows(time: np.ndarray, owner: np.ndarray) -> np.ndarray:
 
     Rows must be sorted by time within each curve.
     """
+    if len(time) == 0:
+        return np.zeros(0, dtype=bool)
     same_as_next = (time[:-1] == time[1:]) & (owner[:-1] == owner[1:])
     return np.append(same_as_next, False)
 

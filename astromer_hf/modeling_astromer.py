@@ -506,6 +506,16 @@ def _check_inputs(magnitudes: torch.Tensor, times: torch.Tensor, **masks: torch.
             )
     if not torch.is_floating_point(magnitudes) or not torch.is_floating_point(times):
         raise ValueError("`magnitudes` and `times` must be floating-point tensors.")
+    if magnitudes.shape[0] == 0 or magnitudes.shape[1] == 0:
+        raise ValueError(
+            f"`magnitudes` has shape {tuple(magnitudes.shape)}: there is nothing to encode (a batch needs at least "
+            "one window of at least one position)."
+        )
+    attention_mask = masks.get("attention_mask")
+    if attention_mask is not None and not torch.compiler.is_compiling():  # (compiled: no data-dependent branch)
+        if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+            values = attention_mask[(attention_mask != 0) & (attention_mask != 1)].unique()[:5].tolist()
+            raise ValueError(f"`attention_mask` must be binary (1 real, 0 padding), got values such as {values}.")
 
 
 def _squeeze_channel(x: torch.Tensor | None) -> torch.Tensor | None:

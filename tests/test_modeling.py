@@ -389,3 +389,13 @@ def test_auto_classes_resolve_to_astromer(tmp_path):
     assert classifier.classifier[0].weight.grad is not None and classifier.layer_weights.grad is not None
     assert torch.equal(classifier.astromer.encoder.layers[0].intermediate.weight,
                        pretraining.astromer.encoder.layers[0].intermediate.weight)
+
+
+def test_empty_batches_and_non_binary_attention_masks_are_refused_clearly():
+    model = AstromerModel(tiny_config()).eval()
+    for shape in ((0, 6), (2, 0)):
+        with pytest.raises(ValueError, match="nothing to encode"):
+            model(torch.zeros(shape), torch.zeros(shape))
+    for value in (0.5, 2.0):
+        with pytest.raises(ValueError, match="attention_mask` must be binary"):
+            model(torch.zeros(2, 6), torch.zeros(2, 6), attention_mask=torch.full((2, 6), value))

@@ -255,3 +255,19 @@ def test_longest_padding_pads_to_the_longest_window_and_leaves_key_masked_output
 def test_invalid_return_tensors_is_rejected(curves):
     with pytest.raises(ValueError, match="return_tensors"):
         AstromerProcessor()(curves, return_tensors="tf")
+
+
+@pytest.mark.parametrize(
+    "lightcurves",
+    [
+        np.zeros((0, 3)),
+        np.full((10, 3), np.nan),
+        np.column_stack([np.arange(10.0), np.ones(10), np.full(10, 5.0)]),  # every error above max_error
+        np.arange(30).reshape(10, 3),  # integers: errors 2, 5, 8, ... all above max_error
+        pd.DataFrame({"object_id": [], "time": [], "mag": [], "err": []}),
+    ],
+    ids=["no-rows", "all-nan", "errors-too-large", "integers", "empty-dataframe"],
+)
+def test_nothing_left_after_cleaning_is_a_clear_error(lightcurves):
+    with pytest.raises(ValueError, match="no light curve left after cleaning: .* what each rule removed"):
+        AstromerProcessor()(lightcurves)
