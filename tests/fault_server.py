@@ -1,8 +1,8 @@
 """An in-memory file archive served over HTTP on 127.0.0.1, with faults injected per path (no mocks).
 
 The server answers with ``Content-Length``, ``Accept-Ranges`` and real ``Range`` handling (206 / 416), and per path
-can answer an HTTP status for the first K requests, drop the connection after N body bytes, stall the body, ignore
-ranges or answer them from the wrong offset. Every request is logged with its ``Range`` header. The ``archive``
+can answer an HTTP status for the first K requests, drop the connection after N body bytes, stall the body, drip it
+one byte at a time, ignore ranges or answer them from the wrong offset. Every request is logged with its ``Range`` header. The ``archive``
 fixture (in ``conftest.py``) yields an :class:`Archive` whose ``files`` the test fills.
 """
 
@@ -25,6 +25,7 @@ class Fault:
     drop_after: int | None = None  # announce the full Content-Length, send this many body bytes, close the socket
     stall_after: int | None = None  # send this many body bytes, then go silent for ``stall_seconds``
     stall_seconds: float = 0.0
+    drip_seconds: float | None = None  # send the body one byte at a time, this many seconds apart
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
     wrong_range_start: bool = False  # answer a Range request with 206 for the whole file (Content-Range from 0)
     times: int | None = None
@@ -104,6 +105,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: fault.drop_after])
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if fault.drip_seconds is not None:
+            for index in range(len(body)):
+                try:
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    break
+                time.sleep(fault.drip_seconds)
             self.close_connection = True
             return
         if fault.stall_after is not None:

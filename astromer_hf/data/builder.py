@@ -13,12 +13,23 @@ class then
 
 The per-split cleaning report is stored in the dataset's ``info.description`` (see :func:`cleaning_report`), so it
 travels with the Arrow files, ``save_to_disk`` and ``push_to_hub``.
+
+Configuration overrides (keyword arguments, ``--set KEY=VALUE``) are checked against the field types of the
+configuration dataclass before `datasets` sees them (:func:`check_settings`). Downloads go through
+:meth:`LightCurveBuilder.fetch`; a file that cannot be parsed raises :class:`SurveyDataError` naming the survey and
+the file, and a downloaded one is deleted from the cache so that the next run fetches it again.
 """
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
+import dataclasses
 import json
 import os
+import re
+import types
+import typing
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,9 +37,10 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.exceptions import DatasetGenerationError
 
 from ..lightcurves import RaggedCurves, select_clean_rows
-from .download import download_file, join_url
+from .download import DEFAULT_DEADLINE, DownloadError, discard, download_file, join_url
 from .schema import SEQUENCE_COLUMNS, lightcurve_features
 from .splits import SPLIT_NAMES, check_fractions, hash_split
 
@@ -59,6 +71,9 @@ class LightCurveConfig(datasets.BuilderConfig):
             ``ASTROMER_<SURVEY>_BASE_URL`` or else the survey's public source.
         download_dir: where downloaded files are kept (and resumed); None for ``$ASTROMER_HF_DOWNLOADS`` or else
             ``~/.cache/astromer_hf/downloads``. Files are stored under ``<download_dir>/<survey>/<path>``.
+        download_deadline: seconds one file may take to download, retries included (None: no limit). A file
+            that runs out of time keeps its partial bytes, and the next run resumes them.
+        download_retries: further attempts after a transient download failure.
     """
 
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -67,6 +82,8 @@ class LightCurveConfig(datasets.BuilderConfig):
     min_observations: int = 5
     base_url: str | None = None
     download_dir: str | None = None
+    download_deadline: float | None = DEFAULT_DEADLINE
+    download_retries: int = 3
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,6 +92,134 @@ class LightCurveConfig(datasets.BuilderConfig):
             raise ValueError(f"min_observations must be at least 2, got {self.min_observations}")
         if self.max_error is not None and not self.max_error > 0:
             raise ValueError(f"max_error must be positive or None, got {self.max_error}")
+        if self.download_deadline is not None and not self.download_deadline > 0:
+            raise ValueError(f"download_deadline must be positive seconds or None, got {self.download_deadline}")
+        if self.download_retries < 0:
+            raise ValueError(f"download_retries must be 0 or more, got {self.download_retries}")
+
+
+class SurveyDataError(DatasetGenerationError, ValueError):
+    """A source file of a survey could not be read; the message names the survey and the file (and its URL)."""
+
+
+#: Fields of `datasets.BuilderConfig` that are not overridden through settings (passed on unchecked).
+_UNCHECKED_FIELDS = frozenset({"name", "version", "data_files", "description"})
+_INTEGER_RE = re.compile(r"\s*[+-]?\d[\d_]*\s*")
+_NULL_WORDS = ("null", "none")
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def check_settings(config_class: type, settings: dict, survey: str = "") -> dict:
+    """``settings`` (configuration overrides) converted to the types of ``config_class``'s fields.
+
+    Text, as given on a command line, is read by field type: integers (digits only: ``1.5``, ``1e12``, ``true``
+    and empty values are refused), numbers, ``true`` / ``false``, ``null`` where a field may be None, lists as JSON
+    (``[1, 2]``) or comma-separated, mappings as JSON objects; text fields keep the text as written. Values that are
+    already Python objects are checked the same way.
+
+    Raises:
+        ValueError: an unknown key (the known ones are listed), or a value of the wrong type, naming the key, the
+            value and the type wanted.
+    """
+    hints = typing.get_type_hints(config_class)
+    known = sorted(f.name for f in dataclasses.fields(config_class) if f.name not in _UNCHECKED_FIELDS)
+    where = f" of {survey}" if survey else ""
+    checked = {}
+    for key, value in settings.items():
+        if key in _UNCHECKED_FIELDS:
+            checked[key] = value
+        elif key not in known:
+            raise ValueError(f"unknown setting {key!r}{where}; the settings are: {', '.join(known)}")
+        else:
+            try:
+                checked[key] = _conform(value, hints[key])
+            except _Mismatch:
+                raise ValueError(
+                    f"setting {key}={value!r}{where}: expected {_describe(hints[key])}"
+                ) from None
+    return checked
+
+
+def _conform(value, hint):
+    """``value`` as ``hint`` (parsing text by type), or :class:`_Mismatch`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    text = value.strip() if isinstance(value, str) else None
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (text is not None and text.lower() in _NULL_WORDS)):
+            return None
+        for option in (a for a in args if a is not type(None)):
+            with contextlib.suppress(_Mismatch):
+                return _conform(value, option)
+        raise _Mismatch
+    if hint is bool:
+        if isinstance(value, bool) or (text is not None and text.lower() in ("true", "false")):
+            return value if isinstance(value, bool) else text.lower() == "true"
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if text is not None and _INTEGER_RE.fullmatch(text):
+            return int(text)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        with contextlib.suppress(ValueError):
+            if text and text.lower() not in ("true", "false"):
+                return float(text)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (tuple, list, collections.abc.Sequence):
+        items = _decoded(value, list)
+        if items is None and text is not None:
+            items = [part.strip() for part in text.split(",")] if text else []
+        if items is None:
+            raise _Mismatch
+        fixed = origin is tuple and args and args[-1] is not Ellipsis
+        if fixed and len(items) != len(args):
+            raise _Mismatch
+        kinds = args if fixed else [args[0] if args else typing.Any] * len(items)
+        items = [_conform(item, kind) for item, kind in zip(items, kinds)]
+        return items if origin is list else tuple(items)
+    elif origin in (dict, collections.abc.Mapping):
+        mapping = _decoded(value, dict)
+        if mapping is None:
+            raise _Mismatch
+        key_hint, value_hint = args or (typing.Any, typing.Any)
+        return {_conform(k, key_hint): _conform(v, value_hint) for k, v in mapping.items()}
+    else:
+        return value  # annotations not checked here (the configuration's own checks apply)
+    raise _Mismatch
+
+
+def _decoded(value, kind: type):
+    """``value`` when it is a ``kind`` (list: list or tuple), the JSON text of one, else None."""
+    if isinstance(value, (list, tuple) if kind is list else dict):
+        return list(value) if kind is list else value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            decoded = json.loads(value)
+            if isinstance(decoded, kind):
+                return decoded
+    return None
+
+
+def _describe(hint) -> str:
+    """Words for a type annotation, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin in (tuple, list, collections.abc.Sequence):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} items ({', '.join(_describe(a) for a in args)})"
+        return f"a list (JSON or comma-separated), each {_describe(args[0]) if args else 'a value'}"
+    if origin in (dict, collections.abc.Mapping):
+        return f"a JSON object of {' to '.join(_describe(a) for a in args) or 'values'}"
+    words = {int: "an integer (digits only, e.g. 2000)", float: "a number", bool: "true or false", str: "text",
+             type(None): "null"}
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 class LightCurveBuilder(datasets.GeneratorBasedBuilder):
@@ -107,12 +252,23 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         """The configured mirror, else ``$ASTROMER_<SURVEY>_BASE_URL``, else the survey's public source."""
         return self.config.base_url or os.environ.get(f"ASTROMER_{self.SURVEY.upper()}_BASE_URL") or self.BASE_URL
 
-    def _create_builder_config(self, *args, **kwargs):
+    def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
         # `datasets` copies a predefined configuration and applies keyword overrides with setattr, after
-        # `__post_init__`: run the configuration's checks and normalisation again on the final values.
-        config, config_id = super()._create_builder_config(*args, **kwargs)
+        # `__post_init__`: check the overrides' types first, and run the configuration's checks again at the end.
+        config_kwargs = check_settings(self.BUILDER_CONFIG_CLASS, config_kwargs, self.SURVEY)
+        config, config_id = super()._create_builder_config(config_name, custom_features, config_id, **config_kwargs)
         config.__post_init__()
         return config, config_id
+
+    def download_and_prepare(self, *args, **kwargs):
+        """`datasets.DatasetBuilder.download_and_prepare`, raising a failed download or an unreadable source file as
+        itself (naming the survey, the file or URL) instead of inside a generic `DatasetGenerationError`."""
+        try:
+            return super().download_and_prepare(*args, **kwargs)
+        except DatasetGenerationError as error:
+            if isinstance(error.__cause__, (SurveyDataError, DownloadError)):
+                raise error.__cause__  # noqa: B904 (its own cause chain is kept)
+            raise
 
     def download_root(self) -> Path:
         """This survey's download folder: ``<download_dir>/<survey>``."""
@@ -120,8 +276,7 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         return Path(root).expanduser() / self.SURVEY
 
     def download(self, relative_path: str, *, query: dict | None = None, sha256: str | None = None) -> Path:
-        """Download ``<base_url>/<relative_path>[?<query>]`` (resumable, verified when ``sha256`` is published,
-        recorded in the folder's manifest otherwise) and return the local file.
+        """Download ``<base_url>/<relative_path>[?<query>]`` into the survey's folder (see :meth:`fetch`).
 
         Service queries (``query``, url-encoded in order) are cached under ``<relative_path>__<query>``.
         """
@@ -129,8 +284,44 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         if query:
             encoded = urllib.parse.urlencode(query)
             url, local = f"{url}?{encoded}", f"{relative_path}__{urllib.parse.unquote(encoded).replace('/', '_')}"
-        destination = self.download_root() / local
-        return download_file(url, destination, sha256=sha256).path
+        return self.fetch(url, self.download_root() / local, sha256=sha256)
+
+    def fetch(self, url: str, destination: Path, *, sha256: str | None = None) -> Path:
+        """:func:`~astromer_hf.data.download.download_file` with this configuration's ``download_retries`` and
+        ``download_deadline``, and the `datasets` download configuration this builder was given
+        (``download_mode="force_redownload"`` fetches again, ``disable_tqdm`` hides the progress bar). A
+        :class:`~astromer_hf.data.download.DownloadError` names the survey."""
+        options = getattr(self, "_download_config", None) or datasets.DownloadConfig()
+        try:
+            return download_file(
+                url, destination, sha256=sha256, retries=self.config.download_retries,
+                deadline=self.config.download_deadline, force=options.force_download,
+                progress=not options.disable_tqdm,
+            ).path
+        except DownloadError as error:
+            error.args = (f"{self.SURVEY}: {error.args[0]}", *error.args[1:])
+            raise
+
+    @contextlib.contextmanager
+    def reading(self, path: str | os.PathLike[str]):
+        """Wrap the parsing of one source file: a failure becomes a :class:`SurveyDataError` naming the survey and
+        the file; a file of the download folder is deleted (with its manifest entry) so the next run fetches it
+        again, a file of the user's is left alone."""
+        try:
+            yield
+        except (SurveyDataError, DownloadError):
+            raise
+        except Exception as error:
+            path = Path(path)
+            if path.resolve().is_relative_to(self.download_root().resolve()) and path.is_file():
+                url = discard(path)
+                source = f" (downloaded from {url})" if url else ""
+                advice = "it was deleted from the download folder, so the next run downloads it again"
+            else:
+                source, advice = "", "check or replace it"
+            raise SurveyDataError(
+                f"{self.SURVEY}: cannot read {path}{source}: {type(error).__name__}: {error}; {advice}"
+            ) from error
 
     def _sources(self, dl_manager: datasets.DownloadManager) -> dict:
         """Download what the survey needs; the returned dict is passed to :meth:`_records`."""
@@ -141,6 +332,7 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         raise NotImplementedError
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        self._download_config = getattr(dl_manager, "download_config", None)
         sources = self._sources(dl_manager)
         self._reports: dict[str, dict] = {}
         return [

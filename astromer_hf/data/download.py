@@ -1,114 +1,85 @@
-"""Robust downloads of survey archive files (MACHO, OGLE, ZTF, Gaia...) over HTTP(S).
+"""Survey and release files over HTTP(S): only what ``datasets`` and ``huggingface_hub`` do not do.
 
-Survey archives are large, slow and sometimes flaky, so :func:`download_file` is careful about what ends up on disk:
+From the libraries: the HTTP client is huggingface_hub's shared one (``get_session``: environment proxies, a client
+installed with ``set_client_factory``, ``HF_HUB_OFFLINE``), which also detects bodies cut short; its ``tqdm``;
+hashing from :mod:`astromer_hf.hashing`. Why not ``datasets.DownloadManager.download`` / ``cached_path``: in datasets
+5.2 an interrupted file restarts from zero (``DownloadConfig.resume_download`` is never read), nothing is retried
+(``max_retries`` is never read either), nothing bounds the time, no published checksum is checked, and every failed
+request becomes ``FileNotFoundError``, so a 404 (skip this star) looks like a 503 (try again). huggingface_hub's
+``http_get`` resumes but retries on its own schedule, has no deadline and trusts a 206 from any offset. Kept here:
 
-* **Atomic.** Bytes are written to ``<destination>.part`` and renamed to ``destination`` only once the transfer is
-  complete (as long as the server announced a ``Content-Length``) and the checksum, when one is published, matches.
-  Nothing half-written is ever left under the final name.
-* **Resumable.** A ``.part`` left by an interrupted run, or by an earlier attempt of the same call, is continued with
-  an HTTP ``Range`` request. Servers that ignore ranges (``200``) or answer with a different start are handled by
-  restarting from zero; ``416 Range Not Satisfiable`` is taken to mean that the ``.part`` may already be complete.
-* **Retried.** Connection errors, timeouts, connections dropped mid-body, HTTP 5xx, 408 and 429 are retried with
-  exponential backoff, each retry resuming from the bytes already received. Other HTTP errors (404, 403...) fail at
-  once.
-* **Checked.** Checksums are *verified where published, recorded where not*: every download is recorded, with its
-  sha256 and size, in ``download_manifest.json`` beside the file (see :func:`read_manifest`), so later calls can
-  recognise an intact copy even when the archive publishes no checksum.
-
-Only the standard library is used for the transfer, plus ``tqdm`` for the progress bar. Proxies configured through the
-usual ``http_proxy`` / ``https_proxy`` / ``no_proxy`` environment variables are honoured (``urllib`` defaults).
+* resume: bytes go to ``<destination>.part``, continued with a ``Range`` request by the next attempt or call;
+* bounded retries: connection errors, timeouts, short bodies, 5xx, 408, 429, with exponential backoff; other
+  statuses fail at once (``DownloadError.status``);
+* a deadline per file, retries included: a server dripping bytes cannot hold a run (the ``.part`` is kept);
+* checks before caching: the published sha256, else a compressed file must read to its end (:func:`archive_problem`);
+  a failure downloads once more from scratch, then raises. Only a checked file is renamed into place;
+* ``download_manifest.json`` beside the files records each one's sha256 and size (:func:`read_manifest`), so a later
+  call reuses an intact copy without a request; :func:`discard` drops a cached file found unreadable.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import bz2
+import gzip
 import json
 import logging
 import os
 import re
-import ssl
+import shutil
+import tarfile
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from tqdm.auto import tqdm
+from huggingface_hub import get_session
+from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.utils import httpx
+from huggingface_hub.utils import tqdm as hf_tqdm
 
-__all__ = [
-    "MANIFEST_NAME",
-    "ChecksumError",
-    "DownloadError",
-    "DownloadResult",
-    "download_file",
-    "join_url",
-    "read_manifest",
-]
+from ..hashing import file_digest, normalize_sha256
 
 logger = logging.getLogger(__name__)
 
-#: Name of the JSON file, beside the downloaded files, that records every successful download.
 MANIFEST_NAME = "download_manifest.json"
-
-_SUPPORTED_SCHEMES = ("http", "https", "file")
-_RETRYABLE_STATUS = frozenset({408, 429})
-_HASH_BLOCK = 1 << 20
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
-_USER_AGENT = "astromer_hf-downloader (Python urllib)"
-
-# Serialises the read-modify-write of manifests between threads of this process. Concurrent *processes* writing the
-# same manifest can still lose each other's entries (the last writer wins), which only costs a later re-download.
-_MANIFEST_LOCK = threading.Lock()
+DEFAULT_DEADLINE = 7200.0  #: seconds one file may take, retries included
+_RANGE_RE = re.compile(r"^\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*$", re.IGNORECASE)
+_MANIFEST_LOCK = threading.Lock()  # threads of one process; two processes may lose an entry (costs a re-download)
 
 
 class DownloadError(RuntimeError):
-    """A download failed. The message always names the URL, and the HTTP status or the underlying cause.
-
-    Attributes:
-        url: the URL that could not be downloaded (None only when unknown).
-        status: the last HTTP status received, when the failure came from one.
-    """
+    """A download failed; the message names the URL and the HTTP status or cause (also ``url``, ``status``)."""
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
-        self.url = url
-        self.status = status
+        self.url, self.status = url, status
 
 
 class ChecksumError(DownloadError):
-    """The downloaded bytes do not have the published sha256 (even after one fresh download from scratch)."""
+    """The bytes do not have the published sha256, even after one fresh download."""
 
     def __init__(self, url: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"sha256 mismatch for {url}: expected {expected}, got {actual}",
-            url=url,
-        )
-        self.expected = expected
-        self.actual = actual
+        super().__init__(f"sha256 mismatch for {url}: expected {expected}, got {actual}", url=url)
+        self.expected, self.actual = expected, actual
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The constructor does not take the message, so tell pickle how to rebuild the error (multiprocessing).
+    def __reduce__(self) -> tuple[Any, ...]:  # the constructor does not take the message (pickle)
         return (type(self), (self.url, self.expected, self.actual))
+
+
+class ArchiveError(DownloadError):
+    """A compressed file arrived truncated or unreadable, twice; nothing was cached."""
 
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What :func:`download_file` produced.
-
-    Attributes:
-        path: the downloaded file (the ``destination`` argument, as a :class:`~pathlib.Path`).
-        url: the URL it was requested from.
-        sha256: hex sha256 of the file on disk.
-        size: its size in bytes.
-        resumed: True when the file was completed from bytes of an earlier attempt or run (a ``.part``).
-        cached: True when an existing, intact file was returned without any transfer.
-    """
+    """The file; ``resumed``: completed from an earlier ``.part``; ``cached``: reused without any request."""
 
     path: Path
     url: str
@@ -118,425 +89,226 @@ class DownloadResult:
     cached: bool
 
 
-class _TransientError(Exception):
-    """A failure worth retrying (kept private: callers only ever see :class:`DownloadError`)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+class _Retry(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
 
 
-# ----------------------------------------------------------------------------------------------------------- helpers
-
-
 def join_url(base_url: str, *parts: str) -> str:
-    """Join a base URL (an archive or one of its mirrors) with path parts.
-
-    Exactly one ``/`` separates the pieces, whatever slashes the base and the parts start or end with (runs of
-    slashes inside a part are collapsed too). Parts are raw text and are percent-quoted, keeping ``/`` so that a part
-    may hold several path segments; do not pass parts that are already quoted (``%`` would be quoted again). The base
-    URL is used as given, apart from its trailing slashes.
+    """``base_url`` and raw path parts joined by one ``/`` each, the parts percent-quoted (``/`` kept).
 
     >>> join_url("https://mirror.example.org/macho/", "/lcs/", "F_1.3319 lc.csv")
     'https://mirror.example.org/macho/lcs/F_1.3319%20lc.csv'
     """
-    pieces = [base_url.rstrip("/")]
-    for part in parts:
-        segments = [segment for segment in str(part).split("/") if segment]
-        if segments:
-            pieces.append(urllib.parse.quote("/".join(segments), safe="/"))
-    return "/".join(pieces)
+    segments = [s for part in parts for s in str(part).split("/") if s]
+    return "/".join([base_url.rstrip("/"), *(urllib.parse.quote(s) for s in segments)])
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The download manifest of ``folder``: ``{file name: {"url", "sha256", "size", "verified"}}``.
-
-    ``verified`` is True when the sha256 was checked against a published checksum, False when it was only recorded.
-    A missing manifest reads as ``{}``; so does an unreadable one (with a warning), since it is only a cache index and
-    is rewritten by the next successful download.
-    """
-    path = Path(folder) / MANIFEST_NAME
+    """``{file name: {"url", "sha256", "size", "verified"}}`` (verified: matched a published sha256); ``{}`` when
+    missing or unreadable (it is only an index of the cache)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        logger.warning("ignoring unreadable download manifest %s: %s", path, err)
+    except ValueError as err:
+        logger.warning("ignoring unreadable %s in %s: %s", MANIFEST_NAME, folder, err)
         return {}
-    if not isinstance(data, dict):
-        logger.warning("ignoring download manifest %s: not a JSON object", path)
-        return {}
-    return data
+    return data if isinstance(data, dict) else {}
 
 
-def _record_in_manifest(destination: Path, entry: dict[str, Any]) -> None:
-    """Add or replace the manifest entry of ``destination``, atomically (temporary file + ``os.replace``)."""
-    folder = destination.parent
+def _set_entry(path: Path, entry: dict[str, Any] | None) -> None:
+    """Add, replace or (None) remove the manifest entry of ``path``; written atomically."""
     with _MANIFEST_LOCK:
-        manifest = read_manifest(folder)
-        if manifest.get(destination.name) == entry:
+        manifest = read_manifest(path.parent)
+        if manifest.get(path.name) == entry:
             return
-        manifest[destination.name] = entry
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
+        manifest.pop(path.name, None) if entry is None else manifest.__setitem__(path.name, entry)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(manifest, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, folder / MANIFEST_NAME)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+                handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, path.parent / MANIFEST_NAME)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
-def _hash_file(path: Path) -> tuple[Any, int]:
-    """A sha256 object fed with the whole file, and the file size."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return digest, size
+def discard(path: str | os.PathLike[str]) -> str | None:
+    """Delete a cached file and its manifest entry; the URL it came from, when the manifest knew it."""
+    path = Path(path)
+    url = read_manifest(path.parent).get(path.name, {}).get("url")
+    path.unlink(missing_ok=True)
+    _set_entry(path, None)
+    return url
 
 
-def _normalize_sha256(sha256: str) -> str:
-    value = sha256.strip().lower()
-    if not _SHA256_RE.match(value):
-        raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
-    return value
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why a compressed file does not read to its end (sizes, CRCs, tar members), or None.
 
-
-def _check_url(url: str) -> str:
-    """The URL's scheme, lower-cased, after checking that it is one we download from."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _SUPPORTED_SCHEMES:
-        raise DownloadError(
-            f"unsupported URL scheme {parts.scheme or '(none)'!r} for {url}: only http://, https:// and file:// "
-            "URLs can be downloaded",
-            url=url,
-        )
-    if scheme in ("http", "https") and not parts.netloc:
-        raise DownloadError(f"no host in URL {url}", url=url)
-    if scheme == "file" and parts.netloc not in ("", "localhost"):
-        raise DownloadError(f"file:// URLs must name a local path (no host), got {url}", url=url)
-    return scheme
-
-
-def _header_int(value: str | None) -> int | None:
-    try:
-        number = int(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is not None and number >= 0 else None
-
-
-def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
-    """``(start, total)`` from a ``Content-Range`` header; each None when absent or ``*``."""
-    match = _CONTENT_RANGE_RE.match(value or "")
-    if not match:
-        return None, None
-    start, _end, total = match.groups()
-    return (int(start) if start is not None else None), (int(total) if total != "*" else None)
-
-
-def _is_retryable_status(status: int) -> bool:
-    return status in _RETRYABLE_STATUS or 500 <= status <= 599
-
-
-# ---------------------------------------------------------------------------------------------------------- transfer
-
-
-def _stream(
-    source: BinaryIO, part: Path, *, append: bool, digest: Any, chunk_size: int, bar: tqdm, url: str
-) -> None:
-    """Copy ``source`` into ``part`` (appending or truncating), feeding ``digest`` and the progress bar."""
-    # ``read1`` returns whatever has arrived (up to chunk_size) instead of waiting to fill a whole chunk: with ``read``,
-    # a timeout or reset in the middle of a large chunk would throw away the bytes already received for it.
-    read = getattr(source, "read1", source.read)
-    with open(part, "ab" if append else "wb") as handle:
-        try:
-            while chunk := read(chunk_size):
-                handle.write(chunk)
-                digest.update(chunk)
-                bar.update(len(chunk))
-        except (OSError, http.client.HTTPException) as err:
-            # Timeouts, resets and IncompleteRead (chunked bodies) mid-body; what was written stays in the .part.
-            raise _TransientError(f"connection lost while reading {url}: {err!r}") from err
-
-
-def _http_attempt(
-    url: str, part: Path, *, expected_sha256: str | None, timeout: float, chunk_size: int, bar: tqdm
-) -> tuple[str, int, bool]:
-    """One attempt at completing ``part`` from ``url``: ``(sha256, size, resumed)``.
-
-    Raises :class:`_TransientError` for what is worth retrying and :class:`DownloadError` for what is not.
+    gzip, bzip2 and zip are told by their first bytes; ``*.tar*`` / ``*.tgz`` names are walked member by member;
+    ``*.tar.gz`` / ``*.tgz`` / ``*.zip`` names must be compressed. Other files (a plain ``.gz`` too: a mirror may
+    serve it decompressed) are not checked.
     """
-    restarted = False
-
-    def restart(reason: str) -> None:
-        # Drop the .part and ask again from byte zero, at most once per attempt (then let the retry loop decide).
-        nonlocal restarted
-        part.unlink(missing_ok=True)
-        if restarted:
-            raise _TransientError(f"{reason} (again) for {url}")
-        logger.info("%s for %s; restarting from zero", reason, url)
-        restarted = True
-
-    while True:
-        offset = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        request = urllib.request.Request(url, headers=headers)
-        try:
-            response = urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as err:
-            with err:
-                status, reason, content_range = err.code, err.reason, err.headers.get("Content-Range")
-            if status == 416 and offset:
-                # The .part may already hold the whole file: trust the announced total, else the checksum.
-                _, total = _parse_content_range(content_range)
-                digest, size = _hash_file(part)
-                if total == size or (total is None and expected_sha256 == digest.hexdigest()):
-                    bar.reset(total=size)
-                    bar.update(size)
-                    return digest.hexdigest(), size, True
-                restart(f"HTTP 416 for a {offset}-byte partial file (total {total})")
-                continue
-            if _is_retryable_status(status):
-                raise _TransientError(f"HTTP {status} {reason}", status=status) from err
-            raise DownloadError(f"HTTP {status} {reason} for {url}", url=url, status=status) from err
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, ssl.SSLCertVerificationError):
-                raise DownloadError(f"TLS certificate verification failed for {url}: {err.reason}", url=url) from err
-            raise _TransientError(f"cannot connect: {err.reason!r}") from err
-        except (OSError, http.client.HTTPException) as err:
-            raise _TransientError(f"request failed: {err!r}") from err
-
-        with response:
-            status = response.status
-            length = None if "chunked" in response.headers.get("Transfer-Encoding", "").lower() else (
-                _header_int(response.headers.get("Content-Length"))
-            )
-            if status == 206:
-                start, total = _parse_content_range(response.headers.get("Content-Range"))
-                if start != offset:
-                    if not offset:
-                        raise DownloadError(
-                            f"HTTP 206 with unexpected Content-Range {response.headers.get('Content-Range')!r} "
-                            f"for {url} (no range was requested)",
-                            url=url,
-                            status=status,
-                        )
-                    restart(f"server answered range start {start} instead of {offset}")
-                    continue
-                append = offset > 0
-                expected_total = total if total is not None else (offset + length if length is not None else None)
-            else:
-                # 200 (the server ignores ranges, or none was asked for): start over.
-                append = False
-                expected_total = length
-
-            if append:
-                digest, _ = _hash_file(part)
-            else:
-                digest = hashlib.sha256()
-            bar.reset(total=expected_total)
-            if append:
-                bar.update(offset)
-            _stream(response, part, append=append, digest=digest, chunk_size=chunk_size, bar=bar, url=url)
-
-        size = part.stat().st_size
-        if expected_total is not None and size < expected_total:
-            raise _TransientError(f"connection dropped after {size} of {expected_total} bytes")
-        if expected_total is not None and size > expected_total:
-            part.unlink(missing_ok=True)
-            raise _TransientError(f"received {size} bytes, more than the {expected_total} announced")
-        return digest.hexdigest(), size, append
-
-
-def _http_download(
-    url: str,
-    part: Path,
-    *,
-    expected_sha256: str | None,
-    retries: int,
-    backoff: float,
-    timeout: float,
-    chunk_size: int,
-    bar: tqdm,
-) -> tuple[str, int, bool]:
-    """Run :func:`_http_attempt` up to ``retries + 1`` times with exponential backoff."""
-    attempts = retries + 1
-    last: _TransientError | None = None
-    for attempt in range(attempts):
-        if attempt:
-            delay = backoff * 2 ** (attempt - 1)
-            logger.warning(
-                "download of %s failed (%s); retry %d/%d in %.2f s", url, last, attempt, retries, delay
-            )
-            time.sleep(delay)
-        try:
-            return _http_attempt(
-                url, part, expected_sha256=expected_sha256, timeout=timeout, chunk_size=chunk_size, bar=bar
-            )
-        except _TransientError as err:
-            last = err
-    assert last is not None
-    plural = "attempt" if attempts == 1 else "attempts"
-    raise DownloadError(
-        f"giving up on {url} after {attempts} {plural}; last error: {last}", url=url, status=last.status
-    ) from last
-
-
-def _file_copy(url: str, part: Path, *, chunk_size: int, bar: tqdm) -> tuple[str, int, bool]:
-    """Copy the file behind a ``file://`` URL into ``part``: ``(sha256, size, resumed=False)``."""
-    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    lower, gz = name.lower(), magic.startswith(b"\x1f\x8b")
+    is_tar = lower.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2"))
     try:
-        handle = open(source, "rb")
-    except OSError as err:
-        raise DownloadError(f"cannot read {url}: {err}", url=url) from err
-    with handle:
-        bar.reset(total=os.fstat(handle.fileno()).st_size)
+        if magic in (b"PK\x03\x04", b"PK\x05\x06"):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return f"zip member {bad} is corrupt" if bad else None
+        if lower.endswith((".tar.gz", ".tgz", ".zip")) and not gz:
+            return f"not a {'zip' if lower.endswith('.zip') else 'gzip'} file (it starts with {magic!r})"
+        opener = gzip.open if gz else bz2.open if magic.startswith(b"BZh") else open if is_tar else None
+        if opener is not None:
+            with opener(path, "rb") as stream:
+                if is_tar:
+                    for _member in tarfile.open(fileobj=stream, mode="r|"):
+                        pass
+                while stream.read(1 << 20):  # to the end: the gzip / bzip2 trailer holds the length and CRC
+                    pass
+    except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _receive(response: Any, part: Path, offset: int, deadline_at: float | None, bar: Any) -> str | None:
+    """Write a response into ``part``: None once complete, or a reason to start again from zero."""
+    status, match = response.status_code, _RANGE_RE.match(response.headers.get("Content-Range", ""))
+    if status == 416 and offset:  # the .part may already be the whole file
+        return None if match and match.group(2) == str(offset) else f"HTTP 416 for a {offset}-byte partial file"
+    if status not in (200, 206):
+        if status in (408, 429) or status >= 500:
+            raise _Retry(f"HTTP {status} {response.reason_phrase}", status)
+        url = str(response.request.url)
+        raise DownloadError(f"HTTP {status} {response.reason_phrase} for {url}", url=url, status=status)
+    total = int(response.headers["Content-Length"]) if "Content-Length" in response.headers else None
+    if status == 206:
+        if not match or int(match.group(1) or -1) != offset:
+            return f"HTTP 206 from another offset than {offset}"
+        total = None if match.group(2) == "*" else int(match.group(2))
+    append = status == 206 and offset > 0  # a 200 answer to a Range request is the whole file
+    bar.reset(total=total)
+    bar.update(offset if append else 0)
+    with open(part, "ab" if append else "wb") as handle:
+        for chunk in response.iter_raw():  # as bytes arrive, so that a dripping body meets the deadline
+            handle.write(chunk)
+            bar.update(len(chunk))
+            if deadline_at is not None and time.monotonic() > deadline_at:
+                raise _Retry("deadline passed mid-body")
+    if total is not None and part.stat().st_size != total:
+        raise _Retry(f"received {part.stat().st_size} bytes of {total}")
+    return None
+
+
+def _http_download(url: str, part: Path, retries: int, backoff: float, timeout: float, deadline: float | None,
+                   bar: Any) -> bool:
+    """Complete ``part`` in at most ``retries + 1`` attempts and ``deadline`` seconds; whether earlier bytes served."""
+    deadline_at = None if deadline is None else time.monotonic() + deadline
+    last, attempts, late = None, 0, False
+    while attempts <= retries and not late:
+        if attempts:
+            delay = backoff * 2 ** (attempts - 1)
+            if deadline_at is not None and time.monotonic() + delay >= deadline_at:
+                late = True
+                break
+            logger.warning("download of %s failed (%s); retry %d/%d in %.2f s", url, last, attempts, retries, delay)
+            time.sleep(delay)
+        attempts += 1
         try:
-            _stream(handle, part, append=False, digest=digest, chunk_size=chunk_size, bar=bar, url=url)
-        except _TransientError as err:
-            raise DownloadError(str(err), url=url) from err.__cause__
-    return digest.hexdigest(), part.stat().st_size, False
+            for _ in range(2):  # at most one restart from zero per attempt
+                offset = part.stat().st_size if part.exists() else 0
+                headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
+                wait = timeout if deadline_at is None else max(0.01, min(timeout, deadline_at - time.monotonic()))
+                with get_session().stream("GET", url, headers=headers, timeout=wait) as response:
+                    restart = _receive(response, part, offset, deadline_at, bar)
+                if restart is None:
+                    return offset > 0 and response.status_code in (206, 416)
+                logger.info("%s for %s; restarting from zero", restart, url)
+                part.unlink()
+            raise _Retry(f"{restart} (again)")
+        except OfflineModeIsEnabled as err:
+            raise DownloadError(f"cannot download {url}: HF_HUB_OFFLINE is set", url=url) from err
+        except httpx.TransportError as err:  # cannot connect, timeouts, bodies cut short
+            last = _Retry(f"{type(err).__name__}: {err}")
+        except _Retry as err:
+            last = err
+        late = deadline_at is not None and time.monotonic() >= deadline_at
+    kept = f"; {part.stat().st_size} bytes kept in {part.name} for the next call" if part.exists() else ""
+    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    message = (f"gave up on {url}: its deadline of {deadline:g} s passed after {tries} (last error: {last}){kept}"
+               if late else f"giving up on {url} after {tries}; last error: {last}{kept}")
+    raise DownloadError(message, url=url, status=last.status if last else None) from last
 
 
-def _cached(url: str, destination: Path, expected_sha256: str | None) -> DownloadResult | None:
-    """The existing ``destination`` when it is known to be intact, else None (moving a corrupt file aside)."""
-    if not destination.exists():
-        return None
-    if not destination.is_file():
-        raise DownloadError(f"cannot download {url}: {destination} exists and is not a regular file", url=url)
-    if expected_sha256 is not None:
-        digest, size = _hash_file(destination)
-        actual = digest.hexdigest()
-        if actual == expected_sha256:
-            _record_in_manifest(
-                destination, {"url": url, "sha256": actual, "size": size, "verified": True}
-            )
-            return DownloadResult(destination, url, actual, size, resumed=False, cached=True)
-        corrupt = destination.with_name(destination.name + ".corrupt")
-        logger.warning(
-            "%s does not have the published sha256 (%s, expected %s); moving it to %s and downloading again",
-            destination, actual, expected_sha256, corrupt.name,
-        )
-        os.replace(destination, corrupt)
-        return None
-    record = read_manifest(destination.parent).get(destination.name)
-    if not isinstance(record, dict) or record.get("size") != destination.stat().st_size:
-        return None
-    digest, size = _hash_file(destination)
-    if record.get("sha256") != digest.hexdigest():
-        return None
-    return DownloadResult(destination, url, digest.hexdigest(), size, resumed=False, cached=True)
+def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str | None = None, retries: int = 3,
+                  backoff: float = 0.5, timeout: float = 30.0, deadline: float | None = DEFAULT_DEADLINE,
+                  progress: bool = True, force: bool = False, chunk_size: int = 1 << 20) -> DownloadResult:
+    """Download ``url`` (``http``, ``https`` or ``file``) to ``destination``, resumable, retried, time-bounded and
+    checked before it is cached (see the module docstring).
 
-
-# ------------------------------------------------------------------------------------------------------- public API
-
-
-def download_file(
-    url: str,
-    destination: str | os.PathLike[str],
-    *,
-    sha256: str | None = None,
-    retries: int = 3,
-    backoff: float = 0.5,
-    timeout: float = 30.0,
-    progress: bool = True,
-    chunk_size: int = 1 << 20,
-) -> DownloadResult:
-    """Download ``url`` to ``destination`` robustly: atomic, resumable, retried and checksummed.
-
-    An existing ``destination`` is returned as is (``cached=True``, no request made) when it is known to be intact:
-    it has the given ``sha256``, or, without one, the sha256 recorded for it in the folder's manifest. A file that
-    does *not* have the given ``sha256`` is treated as corrupt: it is moved aside to ``<name>.corrupt`` (replacing an
-    older one) and downloaded again. Without ``sha256`` or a matching manifest record the file is downloaded again,
-    and replaces the existing one only once complete.
-
-    The transfer goes to ``<destination>.part``, resumed with a ``Range`` request when that file exists, and is renamed
-    to ``destination`` only when complete and verified. Connection errors, timeouts, bodies cut short, HTTP 5xx, 408
-    and 429 are retried up to ``retries`` more times, after ``backoff * 2**k`` seconds (k = 0, 1, ...), each retry
-    resuming from the bytes already received; a failed call leaves its ``.part`` for the next call to resume. A body
-    whose length cannot be known (no ``Content-Length``) is taken as complete when the connection closes.
-
-    If the finished file does not match ``sha256``, the ``.part`` is deleted and the file downloaded once more from
-    scratch; a second mismatch raises :class:`ChecksumError`. Every success is recorded in
-    ``<destination folder>/download_manifest.json`` (see :func:`read_manifest`).
-
-    ``file://`` URLs are copied, with the same atomic rename, checksum and manifest (no retries, no resume).
-
-    Args:
-        url: ``http://``, ``https://`` or ``file://`` URL.
-        destination: path of the file to create; missing parent folders are created.
-        sha256: published hex sha256 of the file, when the archive publishes one.
-        retries: extra attempts after the first one for transient failures (0 for none).
-        backoff: base delay in seconds of the exponential backoff between attempts.
-        timeout: socket timeout in seconds, for connecting and for each read.
-        progress: show a ``tqdm`` progress bar (bytes, labelled with the file name).
-        chunk_size: the most bytes read and written at a time.
-
-    Returns:
-        A :class:`DownloadResult`.
+    An existing file is reused without a request when it has ``sha256`` or, without one, the sha256 its manifest
+    records (unless ``force``); one with the wrong ``sha256`` is moved to ``<name>.corrupt`` and downloaded again. A
+    failed call leaves its ``.part`` for the next one. ``retries``: attempts after the first; ``backoff``: seconds
+    before the first retry, doubled each time; ``timeout``: seconds to connect and per read; ``deadline``: seconds
+    for the whole call (None: no limit); ``chunk_size``: block size of ``file://`` copies (no retries there).
 
     Raises:
-        DownloadError: unsupported URL, non-retryable HTTP error, or retries exhausted (naming the URL, the number of
-            attempts and the last cause).
-        ChecksumError: the file still does not match ``sha256`` after a fresh download.
-        ValueError: malformed ``sha256`` or out-of-range numeric arguments.
+        DownloadError: bad URL, HTTP error, retries or deadline exhausted (URL, attempts, last cause named);
+            ChecksumError / ArchiveError when the file is still wrong after a fresh download.
+        ValueError: malformed ``sha256`` or out-of-range numbers.
     """
-    scheme = _check_url(url)
-    expected = _normalize_sha256(sha256) if sha256 is not None else None
-    if retries < 0:
-        raise ValueError(f"retries must be >= 0, got {retries}")
-    if backoff < 0:
-        raise ValueError(f"backoff must be >= 0, got {backoff}")
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.scheme.lower() in ("http", "https") and parts.netloc or parts.scheme.lower() == "file"
+            and parts.netloc in ("", "localhost")):
+        raise DownloadError(f"cannot download {url}: only http(s):// URLs and local file:// URLs are supported", url=url)
+    expected = normalize_sha256(sha256) if sha256 is not None else None
+    if retries < 0 or backoff < 0 or chunk_size <= 0 or (deadline is not None and not deadline > 0):
+        raise ValueError(f"need retries >= 0, backoff >= 0, chunk_size > 0, deadline > 0 or None: got {retries}, "
+                         f"{backoff}, {chunk_size}, {deadline}")
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    cached = _cached(url, destination, expected)
-    if cached is not None:
-        return cached
-
     part = destination.with_name(destination.name + ".part")
-    with tqdm(
-        total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress
-    ) as bar:
-        for round_ in range(2):
-            if scheme == "file":
-                actual, size, resumed = _file_copy(url, part, chunk_size=chunk_size, bar=bar)
-            else:
-                actual, size, resumed = _http_download(
-                    url,
-                    part,
-                    expected_sha256=expected,
-                    retries=retries,
-                    backoff=backoff,
-                    timeout=timeout,
-                    chunk_size=chunk_size,
-                    bar=bar,
-                )
-            if expected is None or actual == expected:
-                break
-            part.unlink(missing_ok=True)
-            if round_:
-                raise ChecksumError(url, expected, actual)
-            logger.warning(
-                "sha256 mismatch for %s (expected %s, got %s); downloading once more from scratch",
-                url, expected, actual,
-            )
+    if destination.exists() and not destination.is_file():
+        raise DownloadError(f"cannot download {url}: {destination} is not a regular file", url=url)
+    if force:
+        part.unlink(missing_ok=True)
+    elif destination.exists():
+        record, actual = read_manifest(destination.parent).get(destination.name, {}), file_digest(destination)
+        if actual == (expected or record.get("sha256")):
+            if expected:
+                _set_entry(destination, {"url": url, "sha256": actual, "size": destination.stat().st_size,
+                                         "verified": True})
+            return DownloadResult(destination, url, actual, destination.stat().st_size, False, True)
+        if expected:
+            logger.warning("%s does not have the published sha256; moved to %s.corrupt", destination, destination.name)
+            os.replace(destination, destination.with_name(destination.name + ".corrupt"))
 
+    with hf_tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress) as bar:
+        for round_ in range(2):
+            resumed = False
+            if parts.scheme.lower() == "file":
+                try:
+                    with open(urllib.request.url2pathname(parts.path), "rb") as source, open(part, "wb") as target:
+                        shutil.copyfileobj(source, target, chunk_size)
+                except OSError as err:
+                    raise DownloadError(f"cannot read {url}: {err}", url=url) from err
+            else:
+                resumed = _http_download(url, part, retries, backoff, timeout, deadline, bar)
+            actual = file_digest(part)
+            problem = archive_problem(part, destination.name) if expected is None else None
+            if actual == (expected or actual) and problem is None:
+                break
+            part.unlink()
+            if round_:
+                if problem:
+                    raise ArchiveError(f"{url} gave a truncated or corrupt file twice ({problem}); nothing cached",
+                                       url=url)
+                raise ChecksumError(url, expected, actual)
+            logger.warning("%s: %s; downloading once more from scratch", url, problem or "wrong sha256")
+    size = part.stat().st_size
     os.replace(part, destination)
-    _record_in_manifest(destination, {"url": url, "sha256": actual, "size": size, "verified": expected is not None})
+    _set_entry(destination, {"url": url, "sha256": actual, "size": size, "verified": expected is not None})
     return DownloadResult(destination, url, actual, size, resumed=resumed, cached=False)

@@ -59,10 +59,9 @@ class AstromerArchive(LightCurveBuilder):
     def _metadata(self) -> pd.DataFrame:
         if getattr(self, "_metadata_cache", None) is None:
             folder = self._folder()
-            if (folder / "metadata.parquet").is_file():
-                metadata = pd.read_parquet(folder / "metadata.parquet")
-            else:
-                metadata = pd.read_csv(folder / "metadata.csv")
+            path = folder / ("metadata.parquet" if (folder / "metadata.parquet").is_file() else "metadata.csv")
+            with self.reading(path):
+                metadata = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
             if "ID" not in metadata.columns:
                 raise ValueError(f"the metadata of {folder} has no ID column (columns: {list(metadata.columns)})")
             metadata["ID"] = metadata["ID"].astype(str)
@@ -117,7 +116,9 @@ class AstromerArchive(LightCurveBuilder):
                 path = folder / "LCs" / f"{meta['ID']}.dat"
             if not path.is_file():
                 raise FileNotFoundError(f"light curve of {meta['ID']} not found (looked for {path})")
-            yield self._record(meta, read_lightcurve_table(path))
+            with self.reading(path):
+                values = read_lightcurve_table(path)
+            yield self._record(meta, values)
 
     def _parquet_records(self, folder: Path, metadata: pd.DataFrame, keep: Callable[[str], bool]) -> Iterator[dict]:
         if "newID" not in metadata.columns:
@@ -127,10 +128,11 @@ class AstromerArchive(LightCurveBuilder):
         if not shards:
             raise FileNotFoundError(f"no light_curves/shard_*.parquet under {folder}")
         for shard in shards:
-            for new_id, values in _grouped_curves(shard):
-                meta = by_new_id.get(new_id)
-                if meta is not None and keep(meta["ID"]):
-                    yield self._record(meta, values)
+            with self.reading(shard):
+                for new_id, values in _grouped_curves(shard):
+                    meta = by_new_id.get(new_id)
+                    if meta is not None and keep(meta["ID"]):
+                        yield self._record(meta, values)
 
 
 def _grouped_curves(shard: Path, batch_size: int = 262_144) -> Iterator[tuple[str, np.ndarray]]:

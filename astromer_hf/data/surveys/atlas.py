@@ -37,7 +37,7 @@ Configurations: ``catalogue`` (the ATLAS classes as given; an unknown class make
 ``astromer5`` (the five groups). ``bands`` selects filters (default ``("o", "c")``: one row per object and filter).
 A light-curve file answering 404 is skipped and counted: the counts and ids per split are logged and stored in the
 dataset description (read them back with :func:`missing_lightcurves`). Any other download failure (5xx after the
-retries of :func:`astromer_hf.data.download.download_file`, 403...) raises, naming the URL.
+``download_retries``, 403...) raises, naming the URL.
 """
 
 from __future__ import annotations
@@ -183,7 +183,9 @@ class AtlasVariableStars(LightCurveBuilder):
     def _records(self, sources: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
         config = self.config
         unknown: set[str] = set()
-        for meta in self._catalogue(Path(sources["catalogue"])).to_dict("records"):
+        with self.reading(sources["catalogue"]):
+            catalogue = self._catalogue(Path(sources["catalogue"])).to_dict("records")
+        for meta in catalogue:
             atlas_class = meta["atlas_class"]
             label = self.label_of(atlas_class)
             if atlas_class is not None and label is None and atlas_class not in ATLAS_CLASSES:
@@ -201,7 +203,8 @@ class AtlasVariableStars(LightCurveBuilder):
                     self._missing_now.append(object_id)
                     continue
                 raise
-            detections = read_detections(path, drop_flagged=config.drop_flagged)
+            with self.reading(path):
+                detections = read_detections(path, drop_flagged=config.drop_flagged)
             for band in config.bands:
                 rows = detections[detections["filter"] == band]
                 if len(rows) == 0:

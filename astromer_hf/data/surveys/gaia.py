@@ -73,9 +73,7 @@ GET (keep ``batch_size`` moderate); whether ``FORMAT=csv`` (TAP) answers with a 
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
-import os
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
@@ -85,8 +83,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from ...hashing import text_digest
 from ..builder import LightCurveBuilder, LightCurveConfig
-from ..download import download_file, join_url
+from ..download import join_url
 
 DATALINK_PATH = "data-server/data"
 TAP_PATH = "tap-server/tap/sync"
@@ -186,10 +185,8 @@ class GaiaEpochPhotometry(LightCurveBuilder):
         name = f"{relative_path}__{urllib.parse.unquote(encoded).replace('/', '_')}".rsplit("/", 1)[-1]
         if len(name.encode()) <= MAX_CACHE_NAME:
             return self.download(relative_path, query=query)
-        root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
-        digest = hashlib.sha256(encoded.encode()).hexdigest()[:32]
-        destination = Path(root).expanduser() / self.SURVEY / f"{relative_path}__sha256={digest}"
-        return download_file(f"{join_url(self.base_url(), relative_path)}?{encoded}", destination).path
+        destination = self.download_root() / f"{relative_path}__sha256={text_digest(encoded)[:32]}"
+        return self.fetch(f"{join_url(self.base_url(), relative_path)}?{encoded}", destination)
 
     def _batches(self) -> list[list[int]]:
         ids, size = self.config.source_ids, self.config.batch_size
@@ -219,10 +216,14 @@ class GaiaEpochPhotometry(LightCurveBuilder):
         if getattr(self, "_classes_cache", None) is None:
             classes: dict[int, str] = {}
             if self.config.classes_file:
-                classes = read_classes(self._classes_file())
+                path = self._classes_file()
+                with self.reading(path):
+                    classes = read_classes(path)
             else:
                 for batch in self._batches():
-                    classes.update(read_classes(self._fetch(TAP_PATH, self.tap_query(batch))))
+                    path = self._fetch(TAP_PATH, self.tap_query(batch))
+                    with self.reading(path):
+                        classes.update(read_classes(path))
             wanted = set(self.config.source_ids)
             self._classes_cache = {k: v for k, v in classes.items() if k in wanted}
         return self._classes_cache
@@ -231,11 +232,8 @@ class GaiaEpochPhotometry(LightCurveBuilder):
         location = self.config.classes_file
         scheme = urllib.parse.urlsplit(location).scheme.lower()
         if scheme in ("http", "https", "file"):
-            root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS") or "~/.cache/astromer_hf/downloads"
-            digest = hashlib.sha256(location.encode()).hexdigest()[:16]
             name = Path(urllib.parse.urlsplit(location).path).name or "classes.csv"
-            destination = Path(root).expanduser() / self.SURVEY / "classes" / f"{digest}_{name}"
-            return download_file(location, destination).path
+            return self.fetch(location, self.download_root() / "classes" / f"{text_digest(location)[:16]}_{name}")
         path = Path(location).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"classes_file {path} not found")
@@ -254,16 +252,17 @@ class GaiaEpochPhotometry(LightCurveBuilder):
         allowed = set(self.class_names())
         seen: set[int] = set()
         for path in sources["files"]:
-            for text in response_tables(path):
-                for source_id, bands in parse_epoch_photometry(text, keep=lambda s: s in wanted and keep(str(s))):
-                    if source_id in seen:
-                        continue
-                    seen.add(source_id)
-                    label = sources["labels"].get(source_id)
-                    label = label if label in allowed else None
-                    for band in self.config.bands:
-                        if band in bands:
-                            yield self._record(source_id, band, bands[band], label)
+            with self.reading(path):
+                for text in response_tables(path):
+                    for source_id, bands in parse_epoch_photometry(text, keep=lambda s: s in wanted and keep(str(s))):
+                        if source_id in seen:
+                            continue
+                        seen.add(source_id)
+                        label = sources["labels"].get(source_id)
+                        label = label if label in allowed else None
+                        for band in self.config.bands:
+                            if band in bands:
+                                yield self._record(source_id, band, bands[band], label)
 
     def _record(self, source_id: int, band: str, transits: dict, label: str | None) -> dict:
         flux, flux_err = transits["flux"], transits["flux_error"]

@@ -76,7 +76,6 @@ import csv
 import gzip
 import io
 import math
-import os
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -86,7 +85,6 @@ import datasets
 import numpy as np
 
 from ..builder import LightCurveBuilder, LightCurveConfig
-from ..download import download_file
 from .astromer_archive import ALCOCK_CLASSES
 
 #: 0-based positions, in a ``;``-split line, of the fields read (the read-me's numbering minus one).
@@ -209,7 +207,7 @@ class MachoPhotometry(LightCurveBuilder):
                 "field,tile,seqn,class), see astromer_hf.data.surveys.macho"
             )
         path = self._download_table(url)
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with self.reading(path), open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(line for line in handle if line.strip() and not line.startswith("#"))
             columns = {name.strip().lower(): name for name in reader.fieldnames or ()}
             class_column = next((columns[n] for n in ("class", "classification", "label") if n in columns), None)
@@ -240,10 +238,8 @@ class MachoPhotometry(LightCurveBuilder):
 
     def _download_table(self, url: str) -> Path:
         if urllib.parse.urlsplit(url).scheme:
-            root = self.config.download_dir or os.environ.get("ASTROMER_HF_DOWNLOADS")
-            base = Path(root or "~/.cache/astromer_hf/downloads").expanduser()
             name = Path(urllib.parse.urlsplit(url).path).name or "classifications.csv"
-            return download_file(url, base / self.SURVEY / "classifications" / name).path
+            return self.fetch(url, self.download_root() / "classifications" / name)
         return self.download(url)
 
     # ------------------------------------------------------------------------------------------------ sources
@@ -275,26 +271,27 @@ class MachoPhotometry(LightCurveBuilder):
             return keep(object_id)
 
         for field, tile, path in sources["files"]:
-            for object_id, epochs in _stars(Path(path), wanted):
-                meta = classifications[object_id] if classifications is not None else {}
-                time = np.array([e[0] for e in epochs], dtype=np.float64)
-                for band, mag_at, err_at in ((b, 1 + 2 * i, 2 + 2 * i) for i, (b, _, _) in enumerate(BANDS)):
-                    mag = np.array([e[mag_at] for e in epochs], dtype=np.float64)
-                    err = np.array([e[err_at] for e in epochs], dtype=np.float64)
-                    if np.isnan(mag).all():
-                        continue  # the star has no measurement in this band at all
-                    yield {
-                        "object_id": object_id,
-                        "band": band,
-                        "time": time,
-                        "mag": mag,
-                        "mag_err": err,
-                        "label": meta.get("label"),
-                        "ra": meta.get("ra"),
-                        "dec": meta.get("dec"),
-                        "field": field,
-                        "tile": tile,
-                    }
+            with self.reading(path):
+                for object_id, epochs in _stars(Path(path), wanted):
+                    meta = classifications[object_id] if classifications is not None else {}
+                    time = np.array([e[0] for e in epochs], dtype=np.float64)
+                    for band, mag_at, err_at in ((b, 1 + 2 * i, 2 + 2 * i) for i, (b, _, _) in enumerate(BANDS)):
+                        mag = np.array([e[mag_at] for e in epochs], dtype=np.float64)
+                        err = np.array([e[err_at] for e in epochs], dtype=np.float64)
+                        if np.isnan(mag).all():
+                            continue  # the star has no measurement in this band at all
+                        yield {
+                            "object_id": object_id,
+                            "band": band,
+                            "time": time,
+                            "mag": mag,
+                            "mag_err": err,
+                            "label": meta.get("label"),
+                            "ra": meta.get("ra"),
+                            "dec": meta.get("dec"),
+                            "field": field,
+                            "tile": tile,
+                        }
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -259,9 +259,11 @@ class Ogle3VariableStars(LightCurveBuilder):
     # ------------------------------------------------------------------------------------------ records
     def _records(self, sources: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
         for entry in sources["parts"]:
-            stars = {star.object_id: star for star in read_ident(entry["ident"])}
+            with self.reading(entry["ident"]):
+                stars = {star.object_id: star for star in read_ident(entry["ident"])}
             if "archive" in entry:
-                yield from self._archive_records(entry["archive"], entry["label"], stars, keep)
+                with self.reading(entry["archive"]):
+                    yield from self._archive_records(entry["archive"], entry["label"], stars, keep)
             else:
                 yield from self._file_records(entry["folder"], entry["label"], stars, keep)
 
@@ -286,7 +288,9 @@ class Ogle3VariableStars(LightCurveBuilder):
             for band in self.config.bands:
                 path = self._star_file(folder, band, star.object_id)
                 if path is not None:
-                    yield self._record(star, label, band, read_photometry(path))
+                    with self.reading(path):
+                        values = read_photometry(path)
+                    yield self._record(star, label, band, values)
 
     def _archive_records(self, archive: Path, label: str, stars: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
         """Stream ``phot.tar.gz`` member by member (``r|gz``: nothing is unpacked to disk, one member in memory)."""

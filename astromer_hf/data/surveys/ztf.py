@@ -177,21 +177,21 @@ class ZtfLightCurves(LightCurveBuilder):
         seen: set[tuple[str, str]] = set()
         empty: list[str] = []
         for name, path in sources["files"]:
-            table = read_response(Path(path))
-            if table.empty:
-                empty.append(name)
-                continue
-            label_of_query = config.labels.get(name.split(":", 1)[1]) if name.startswith("pos:") else None
-            for (oid, code), group in table.groupby(["oid", "filtercode"], sort=True):
-                band = FILTER_CODES.get(str(code).strip())
-                if band is None:
-                    raise ValueError(f"unknown ZTF filtercode {code!r} in {path}")
-                if band not in config.bands or (oid, band) in seen:
+            with self.reading(path):
+                table = read_response(Path(path))
+                if table.empty:
+                    empty.append(name)
                     continue
-                seen.add((oid, band))
-                if not keep(oid):
-                    continue
-                yield self._record(oid, band, group, config.labels.get(oid, label_of_query))
+                label_of_query = config.labels.get(name.split(":", 1)[1]) if name.startswith("pos:") else None
+                for (oid, code), group in table.groupby(["oid", "filtercode"], sort=True):
+                    band = FILTER_CODES.get(str(code).strip())
+                    if band is None:
+                        raise ValueError(f"unknown ZTF filtercode {code!r} in {path}")
+                    if band not in config.bands or (oid, band) in seen:
+                        continue
+                    seen.add((oid, band))
+                    if keep(oid):
+                        yield self._record(oid, band, group, config.labels.get(oid, label_of_query))
         self._empty_queries = empty
         if empty:
             logger.info("%d ZTF queries returned no detections: %s", len(empty), ", ".join(empty))
