@@ -91,22 +91,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_setting(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists, null), else as a string."""
+def _parse_setting(text: str) -> tuple[str, str]:
+    """``KEY=VALUE``; VALUE stays text here and is read by the type of the configuration field it sets
+    (:func:`astromer_hf.data.builder.check_settings`), which names the key, the value and the type on a mismatch."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return key.strip(), value
 
 
 def _data_prepare(args: argparse.Namespace) -> int:
+    from .data.download import DownloadError
     from .data.prepare import format_summary, dataset_summary, prepare_dataset
 
     settings = dict(args.set or [])
-    prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
+    try:
+        prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
+    except DownloadError as error:  # a network failure, not a bug: say which file, without a traceback
+        print(f"astromer data prepare: error: {error}", file=sys.stderr)
+        return 2
     print(f"Prepared {args.survey} -> {args.out}")
     print(format_summary(dataset_summary(args.out)))
     return 0
@@ -217,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("survey", help="survey name, e.g. synthetic")
     prepare.add_argument("--config", help="builder configuration, e.g. macho / ogle / ztf for synthetic")
     prepare.add_argument("--set", action="append", type=_parse_setting, metavar="KEY=VALUE",
-                         help="override a configuration field, e.g. --set n_curves=2000 (repeatable)")
+                         help="override a configuration field, e.g. --set n_curves=2000 (repeatable); read by the "
+                         "field's type: integers, numbers, true/false, null, lists as JSON or a,b,c, text as is")
     prepare.add_argument("--out", required=True, metavar="DIR")
     prepare.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     prepare.set_defaults(handler=_data_prepare)

@@ -1,12 +1,18 @@
 """`astromer data prepare synthetic` and `astromer data info`: the offline default dataset end to end."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from datasets import load_from_disk
 
 from astromer_hf.cli import main
+from astromer_hf.data.prepare import DatasetBusyError, prepare_dataset
 from astromer_hf.data.schema import BASE_COLUMNS
 from astromer_hf.data.simulator import SIMULATED_CLASSES
 
@@ -93,3 +99,106 @@ def test_prepared_folder_is_what_save_to_disk_writes(tmp_path):
             assert ours.keys() == theirs.keys(), file
         assert [p.name for p in (tmp_path / "moved" / name).glob("*.arrow")] == ["data-00000-of-00001.arrow"]
     assert not list(tmp_path.glob(".moved.*"))  # the staging folder is gone
+
+
+# ------------------------------------------------------------------------------------------------ --set values
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "true", "1e12", "", "2000.0"])
+def test_set_values_of_the_wrong_type_name_the_key_the_value_and_the_type(tmp_path, capsys, value):
+    code = main(["data", "prepare", "synthetic", "--set", f"n_curves={value}", "--out", str(tmp_path / "x")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"n_curves={value!r}" in error and "expected an integer" in error and "synthetic" in error
+    assert "Traceback" not in error and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, wanted",
+    [
+        ("max_error=small", "expected a number or null"),
+        ("split_fractions=[0.5,0.5]", "expected a list of 3 items"),
+        ("min_observations=", "expected an integer"),
+        ("download_deadline=soon", "expected a number or null"),
+        ("n_curve=5", "unknown setting 'n_curve' of synthetic; the settings are: "),
+    ],
+)
+def test_other_bad_settings_are_named(tmp_path, capsys, setting, wanted):
+    assert main(["data", "prepare", "synthetic", "--set", setting, "--out", str(tmp_path / "x")]) == 2
+    assert wanted in capsys.readouterr().err
+
+
+def test_settings_are_read_by_field_type(tmp_path):
+    splits = prepare_dataset("synthetic", tmp_path / "typed", config="ztf", n_curves="40", seed=" 3 ", split_salt="007",
+                             max_error="null", split_fractions="[0.5, 0.25, 0.25]", download_deadline="null")
+    assert sum(len(s) for s in splits.values()) == 40
+    with pytest.raises(ValueError, match=r"n_curves=1\.5 of synthetic: expected an integer"):
+        prepare_dataset("synthetic", tmp_path / "float", n_curves=1.5)
+    with pytest.raises(ValueError, match=r"n_curves=True of synthetic: expected an integer"):
+        prepare_dataset("synthetic", tmp_path / "bool", n_curves=True)
+
+
+# ------------------------------------------------------------------------------------ concurrent and killed runs
+
+
+def _start_prepare(out, n_curves):
+    return subprocess.Popen(
+        [sys.executable, "-m", "astromer_hf", "data", "prepare", "synthetic", "--set", f"n_curves={n_curves}",
+         "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _staging_of(out, process, timeout=180.0):
+    """The staging folder of a running preparation, once it writes into it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.is_dir()]
+        if found and (found[0] / "cache").is_dir():
+            return found[0]
+        if process.poll() is not None:
+            pytest.fail(f"the preparation ended early: {process.communicate()}")
+        time.sleep(0.05)
+    pytest.fail("no staging folder appeared")
+
+
+def test_a_running_preparation_locks_its_folder_and_what_a_kill_leaves_is_cleaned_by_the_next_run(tmp_path, capsys):
+    """One real child process (importing astromer_hf dominates the time): while it prepares, a second preparation
+    of the same folder is refused with a clear message; SIGKILLed, it leaves its staging folder, which the next
+    run removes (the lock died with the process)."""
+    out = tmp_path / "shared"
+    child = _start_prepare(out, 500_000)
+    try:
+        staging = _staging_of(out, child)
+        with pytest.raises(DatasetBusyError, match="being prepared by another process right now"):
+            prepare_dataset("synthetic", out, n_curves=20, overwrite=True)
+        assert main(["data", "prepare", "synthetic", "--set", "n_curves=20", "--overwrite", "--out", str(out)]) == 2
+        assert f"{out} is being prepared by another process" in capsys.readouterr().err
+        assert child.poll() is None and staging.is_dir() and not out.exists()  # the first run is undisturbed
+        time.sleep(0.3)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert staging.is_dir() and not out.exists()  # what SIGKILL leaves behind
+
+    splits = prepare_dataset("synthetic", out, n_curves=30)
+
+    assert sum(len(split) for split in splits.values()) == 30
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".shared.")] == []
+
+
+def test_a_dataset_moved_aside_by_a_killed_swap_is_put_back(tmp_path):
+    out = tmp_path / "swapped"
+    prepare_dataset("synthetic", out, n_curves=20)
+    staging = tmp_path / ".swapped.k1ll3d_x"  # the state of a run killed between its two renames
+    (staging / "cache").mkdir(parents=True)
+    out.rename(staging / "replaced")
+    unrelated = tmp_path / ".swapped.notours1"
+    (unrelated / "mine").mkdir(parents=True)  # a hidden folder that is not a staging folder
+
+    with pytest.raises(FileExistsError):
+        prepare_dataset("synthetic", out, n_curves=25)
+
+    assert sum(len(split) for split in load_from_disk(str(out)).values()) == 20 and not staging.exists()
+    assert (unrelated / "mine").is_dir()
+    assert sum(len(s) for s in prepare_dataset("synthetic", out, n_curves=25, overwrite=True).values()) == 25

@@ -2,20 +2,27 @@
 
 ``prepare_dataset("synthetic", "data/synthetic", n_curves=10_000)`` runs the survey's builder and saves a
 `datasets.DatasetDict` (``train`` / ``validation`` / ``test``) with ``save_to_disk``; ``datasets.load_from_disk``
-memory-maps it back. The folder is assembled beside its final place and renamed when complete.
+memory-maps it back. The folder is assembled in a hidden staging folder beside its final place (``.<name>.XXXXXXXX``)
+and renamed when complete. One process at a time prepares a given folder (a lock, ``.<name>-prepare.lock`` beside
+it); staging folders that a killed run left behind are removed by the next run for the same folder.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from datasets import DatasetDict, config, load_from_disk
 from datasets.utils.py_utils import asdict
+from filelock import FileLock, Timeout
 
 from .builder import LightCurveBuilder, cleaning_report
 
@@ -29,6 +36,14 @@ SURVEY_BUILDERS = {
     "gaia_dr3": "astromer_hf.data.surveys.gaia:GaiaEpochPhotometry",
 }
 LENGTH_BINS = (5, 50, 100, 200, 500, 1000, 2000, 5000)
+logger = logging.getLogger(__name__)
+#: What a staging folder holds; a hidden folder with anything else is not ours and is never removed.
+_STAGING_ENTRIES = {"cache", "dataset", "replaced"}
+
+
+class DatasetBusyError(BlockingIOError):
+    """Another process is preparing the same output folder right now."""
+
 CADENCE_BINS_DAYS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -45,29 +60,76 @@ def prepare_dataset(
 ) -> DatasetDict:
     """Build ``survey`` (configuration ``config``, fields overridden by ``config_kwargs``) into ``out``.
 
+    ``config_kwargs`` may be text (as from ``--set``): each is read by the type of its configuration field
+    (:func:`~astromer_hf.data.builder.check_settings`).
+
     Returns:
         The prepared `DatasetDict`, memory-mapped from ``out``.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        DatasetBusyError: another process is preparing ``out``.
+        ValueError: unknown survey, unknown setting or a value of the wrong type (naming the key, the value and the
+            type wanted); ``SurveyDataError`` (a ``ValueError``) for a source file that cannot be read.
+        astromer_hf.data.download.DownloadError: a download failed (naming the survey and the URL).
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
-    if isinstance(config_kwargs.get("split_fractions"), list):  # from JSON / YAML; configurations hold tuples
-        config_kwargs["split_fractions"] = tuple(config_kwargs["split_fractions"])
     cls = builder_class(survey)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        builder = cls(config_name=config, cache_dir=str(staging / "cache"), **config_kwargs)
-        builder.download_and_prepare()
-        _move_to_disk(builder.as_dataset(), staging / "dataset")
-        report = cleaning_report(builder.info)
-        (staging / "dataset" / "cleaning_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
-        if out.exists():  # swap, so the old folder survives any failure before the new one is in place
-            out.rename(staging / "replaced")
-        (staging / "dataset").rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _preparing(out):
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            builder = cls(config_name=config, cache_dir=str(staging / "cache"), **config_kwargs)
+            builder.download_and_prepare()
+            _move_to_disk(builder.as_dataset(), staging / "dataset")
+            report = cleaning_report(builder.info)
+            (staging / "dataset" / "cleaning_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+            if out.exists():  # swap, so the old folder survives any failure before the new one is in place
+                out.rename(staging / "replaced")
+            (staging / "dataset").rename(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return load_from_disk(str(out))
+
+
+@contextmanager
+def _preparing(out: Path) -> Iterator[None]:
+    """Hold the lock of ``out`` (or raise :class:`DatasetBusyError`), after removing stale staging folders.
+
+    The lock is an OS file lock: a killed process releases it, so a stale lock file never blocks a later run.
+    """
+    lock_path = out.parent / f".{out.name}-prepare.lock"
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DatasetBusyError(
+            f"{out} is being prepared by another process right now (it holds {lock_path}); wait until it finishes, "
+            "or prepare into another folder"
+        ) from None
+    try:
+        _remove_stale_staging(out)
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove the staging folders of ``out`` left by runs that were killed (called under ``out``'s lock, so no live
+    run owns one). A previous dataset that a killed run had moved aside while swapping is put back first."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}")
+    for folder in sorted(out.parent.iterdir()):
+        if not (pattern.fullmatch(folder.name) and folder.is_dir()):
+            continue
+        if not {entry.name for entry in folder.iterdir()} <= _STAGING_ENTRIES:
+            continue  # not a staging folder of ours: leave it alone
+        if (folder / "replaced").is_dir() and not out.exists():
+            (folder / "replaced").rename(out)
+            logger.warning("restored %s, which an interrupted preparation had moved to %s", out, folder)
+        logger.warning("removing %s, left behind by an interrupted preparation of %s", folder, out)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _move_to_disk(splits: DatasetDict, path: Path) -> None:
