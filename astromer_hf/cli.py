@@ -36,9 +36,23 @@ TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert.convert_tf_checkpoint import convert_tf_checkpoint
+    import warnings
+    from pathlib import Path
 
-    out = convert_tf_checkpoint(args.from_tf, args.out, overwrite=args.overwrite)
+    from .convert.convert_tf_checkpoint import ConversionNote, convert_tf_checkpoint
+    from .releases import missing_release_file_hint
+
+    source = Path(args.from_tf)
+    if not source.exists():
+        raise FileNotFoundError(f"No checkpoint at {source}." + missing_release_file_hint(source.name))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionNote)
+        out = convert_tf_checkpoint(source, args.out, overwrite=args.overwrite)
+    for warning in caught:
+        if issubclass(warning.category, ConversionNote):
+            print(f"astromer convert: note: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     print(f"Converted {args.from_tf} -> {out}")
     print(f"Load it with: AutoModel.from_pretrained({str(out)!r}) after `import astromer_hf`")
     return 0

@@ -118,6 +118,19 @@ def get_release(name: str) -> Release:
     return RELEASES[name]
 
 
+def missing_release_file_hint(filename: str) -> str:
+    """For a checkpoint file that is not there: where the official file of that name lives ("" for other names)."""
+    for release in dict.fromkeys(RELEASES.values()):
+        if release.filename == filename:
+            algorithm, digest = release.checksum
+            return (
+                f" {filename} is the official file of the Astromer release {release.name}: download it from "
+                f"{release.url} ({algorithm} {digest}), or let `astromer download {release.name}` fetch, check and "
+                "convert it in one go."
+            )
+    return ""
+
+
 def releases_dir() -> Path:
     """Where converted official releases are cached: ``$ASTROMER_HF_RELEASES`` or ``~/.cache/astromer_hf/releases``."""
     return Path(os.environ.get("ASTROMER_HF_RELEASES") or Path.home() / ".cache" / "astromer_hf" / "releases")

@@ -1,7 +1,9 @@
 """`astromer convert`: released Astromer 1 zip and folder, Astromer 2 layouts, refusals, atomic output."""
 
 import json
+import re
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 
@@ -294,3 +296,217 @@ def test_the_converter_the_model_card_and_the_releases_import_no_cycle():
                 if target not in seen:
                     seen.add(target)
                     stack.append((target, (*path, target)))
+
+
+# ---------------------------------------------------------------------------------------------------- output safety
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_output_that_is_or_contains_the_source_is_refused(reference_dir, tmp_path, capsys):
+    """`--out` equal to the checkpoint folder, or a parent of the checkpoint (folder or zip), used to delete the
+    checkpoint and everything beside it, with exit 0."""
+    work = tmp_path / "work"
+    shutil.copytree(reference_dir / "tf_checkpoint", work / "checkpoint")
+    shutil.copyfile(reference_dir / "macho_a0.zip", work / "macho_a0.zip")
+    (work / "notes.txt").write_text("unrelated, mine")
+    (tmp_path / "link").symlink_to(work / "checkpoint", target_is_directory=True)
+    before = _snapshot(work)
+    cases = [
+        (work / "checkpoint", work / "checkpoint", "is the checkpoint"),
+        (work / "checkpoint", work, "contains the checkpoint"),
+        (work / "macho_a0.zip", work, "contains the checkpoint"),
+        (work / "checkpoint", tmp_path / "link", "is the checkpoint"),  # the same folder through a symbolic link
+        (tmp_path / "link", work, "contains the checkpoint"),
+    ]
+    for source, out, message in cases:
+        assert main(["convert", "--from-tf", str(source), "--out", str(out), "--overwrite"]) == 2
+        error = capsys.readouterr().err
+        assert "Refusing to write the converted model" in error and message in error, error
+        assert _snapshot(work) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "work"]  # no staging folder left either
+
+
+def test_an_output_naming_a_file_is_refused_and_left_alone(reference_dir, tmp_path, capsys):
+    target = tmp_path / "model"
+    target.write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", "--from-tf", str(reference_dir / "macho_a0.zip"), "--out", str(target), *extra]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+        assert target.read_text() == "precious"
+        assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no `.replaced` (or any) file left behind
+
+
+def test_overwrite_deletes_only_what_a_conversion_wrote(reference_dir, tmp_path, capsys):
+    from astromer_hf.convert.convert_tf_checkpoint import CONVERSION_RECORD
+
+    zipped, out = str(reference_dir / "macho_a0.zip"), tmp_path / "out"
+    assert main(["convert", "--from-tf", zipped, "--out", str(out)]) == 0
+    record = json.loads((out / CONVERSION_RECORD).read_text())
+    assert {"config.json", "model.safetensors", "README.md"} <= set(record["files"])
+    # an earlier conversion is replaced without a trace
+    assert main(["convert", "--from-tf", zipped, "--out", str(out), "--overwrite"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    # a folder holding anything else is kept, beside the new one
+    (out / "my_notes.txt").write_text("mine")
+    (out / "config.json").write_text("{}")  # changed by hand: no longer what the conversion wrote
+    assert main(["convert", "--from-tf", zipped, "--out", str(out), "--overwrite"]) == 0
+    error = capsys.readouterr().err
+    assert "note:" in error and "my_notes.txt" in error and "out.previous" in error
+    assert (tmp_path / "out.previous" / "my_notes.txt").read_text() == "mine"
+    assert (tmp_path / "out.previous" / "config.json").read_text() == "{}"
+    assert not (out / "my_notes.txt").exists() and (out / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.previous"]
+
+
+# ---------------------------------------------------------------------------------------------------- hostile input
+def _declare_member_size(archive: Path, member: str, size: int) -> None:
+    """Make `member` of a stored (uncompressed) zip *declare* `size` bytes, stored and unpacked, in its local and
+    central headers, without writing them."""
+    data = bytearray(archive.read_bytes())
+    name = member.encode()
+    # (signature, offset of the compressed size (the uncompressed size follows), of the name length, header size)
+    for signature, sizes_offset, name_length_offset, header_size in ((b"PK\x03\x04", 18, 26, 30),
+                                                                      (b"PK\x01\x02", 20, 28, 46)):
+        position = data.find(signature)
+        while position >= 0:
+            (length,) = struct.unpack_from("<H", data, position + name_length_offset)
+            if bytes(data[position + header_size : position + header_size + length]) == name:
+                struct.pack_into("<II", data, position + sizes_offset, size, size)
+            position = data.find(signature, position + 4)
+    archive.write_bytes(bytes(data))
+
+
+def _zip_folder(folder: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zipped:
+        for path in sorted(folder.iterdir()):
+            zipped.write(path, f"macho/{path.name}")
+        for name, payload in (extra or {}).items():
+            zipped.writestr(name, payload)
+    return archive
+
+
+def test_a_zip_is_read_member_by_member_and_a_huge_extra_member_is_never_touched(reference_dir, tmp_path):
+    archive = _zip_folder(reference_dir / "tf_checkpoint", tmp_path / "macho_a0.zip",
+                          {"macho/logs/train/events.out.tfevents.big": b"x" * 64})
+    _declare_member_size(archive, "macho/logs/train/events.out.tfevents.big", 2 << 30)  # declares 2 GiB
+    assert zipfile.ZipFile(archive).getinfo("macho/logs/train/events.out.tfevents.big").file_size == 2 << 30
+    out = convert_tf_checkpoint(archive, tmp_path / "out")
+    expected = np.load(reference_dir / "macho_a0_weights.npz")
+    model = AstromerForMaskedReconstruction.from_pretrained(out)
+    assert torch.equal(model.head.projection.bias, torch.from_numpy(expected["layer_with_weights-1/reg_layer/bias"]))
+
+
+def test_a_needed_zip_member_declaring_gigabytes_is_refused_before_reading(reference_dir, tmp_path):
+    archive = _zip_folder(reference_dir / "tf_checkpoint", tmp_path / "macho_a0.zip")
+    _declare_member_size(archive, "macho/weights.data-00000-of-00001", 2 << 30)
+    with pytest.raises(ValueError, match=r"weights\.data-00000-of-00001: 2,147,483,648 bytes, more than a checkpoint "
+                                         r"of 661,505 parameters can need"):
+        convert_tf_checkpoint(archive, tmp_path / "out")
+    _declare_member_size(archive, "macho/weights.data-00000-of-00001", 0)
+    archive2 = _zip_folder(reference_dir / "tf_checkpoint", tmp_path / "conf.zip")
+    _declare_member_size(archive2, "macho/conf.json", 1 << 30)
+    with pytest.raises(ValueError, match=r"conf\.json: 1,073,741,824 bytes, more than the 1,048,576 a configuration"):
+        convert_tf_checkpoint(archive2, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _bundle_with_entry(folder: Path, name: str, entry: bytes, shard: bytes = b"\0" * 16) -> None:
+    """A checkpoint folder whose index holds one hand-made entry (the conf.json is the released one)."""
+    from tf_bundle_writer import build_table, field_bytes, field_varint
+
+    header = field_varint(1, 1) + field_bytes(3, field_varint(1, 1))
+    (folder / "weights.index").write_bytes(build_table([(b"", header), (name.encode(), entry)]))
+    (folder / "weights.data-00000-of-00001").write_bytes(shard)
+
+
+def test_an_index_declaring_a_huge_tensor_is_refused_before_allocating(editable_checkpoint, tmp_path):
+    from tf_bundle_writer import encode_entry
+
+    bias = "layer_with_weights-0/inp_transform/bias" + SUFFIX
+    # 256 GiB declared, 16 bytes in the shard: refused by the mapping (wrong shape) before any read ...
+    _bundle_with_entry(editable_checkpoint, bias, encode_entry(1, (1 << 36,), 0, 1 << 38, 1))
+    with pytest.raises(ValueError, match=r"shape mismatches: \S*inp_transform/bias\S* \(68719476736,\)"):
+        convert_tf_checkpoint(editable_checkpoint, tmp_path / "out")
+    # ... and by the reader itself, against the shard's real size
+    with pytest.raises(ValueError, match=r"needs bytes \[0, 274877906944\) but the file holds only 16 bytes"):
+        read_tensor_bundle(editable_checkpoint)
+    # a size that does not fit the dtype and shape is refused when the index is parsed
+    _bundle_with_entry(editable_checkpoint, bias, encode_entry(1, (256,), 0, 1 << 38, 1))
+    with pytest.raises(ValueError, match=r"declares 274877906944 bytes, but float32 \(256,\) needs 1024"):
+        convert_tf_checkpoint(editable_checkpoint, tmp_path / "out")
+    # a negative offset
+    _bundle_with_entry(editable_checkpoint, bias, encode_entry(1, (4,), -5, 16, 1))
+    with pytest.raises(ValueError, match=r"weights\.index: tensor '.*inp_transform/bias.*' has a negative offset \(-5\)"):
+        convert_tf_checkpoint(editable_checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sparse_shard_of_many_gigabytes_is_refused_by_its_size(editable_checkpoint, tmp_path):
+    with open(editable_checkpoint / "weights.data-00000-of-00001", "r+b") as shard:
+        shard.truncate(16 << 30)  # sparse: takes no disk space
+    with pytest.raises(ValueError, match=r"17,179,869,184 bytes, more than a checkpoint of 661,505 parameters"):
+        convert_tf_checkpoint(editable_checkpoint, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ([2, 4, 256], r"must hold a JSON object of settings, not a list"),
+        ({"layers": "two"}, r"'layers' must be a whole number, got 'two'"),
+        ({"head_dim": 1e9}, r"'head_dim' is 1e\+09, outside the accepted range \[2, 16384\]"),
+        ({"heads": -4}, r"'heads' is -4, outside the accepted range \[1, 256\]"),
+        ({"dff": None}, r"'dff' must be a whole number, got None"),
+        ({"dropout": 7}, r"'dropout' must be a number between 0 and 1, got 7"),
+        ({"use_leak": "no"}, r"'use_leak' must be true or false, got 'no'"),
+        ({"heads": 3}, r"`hidden_size` \(256\) must be divisible by `num_attention_heads` \(3\)"),
+        ({"layers": None, "__drop__": "layers"}, r"lacks the field 'layers'"),
+        ({"head_dim": 16384, "layers": 128, "dff": 65536},
+         r"describes a model of 412,344,205,313 parameters, more than the 250,000,000"),
+        ("{not json", r"is not valid JSON"),
+    ],
+    ids=["list", "text-layers", "huge-width", "negative", "null", "dropout", "flag", "indivisible", "missing",
+         "too-many-parameters", "not-json"],
+)
+def test_hostile_configurations_are_refused_with_the_file_and_field(editable_checkpoint, tmp_path, capsys, conf, message):
+    conf_file = editable_checkpoint / "conf.json"
+    if isinstance(conf, dict):
+        original = json.loads(conf_file.read_text())
+        conf = dict(conf)
+        original.pop(conf.pop("__drop__", None), None)
+        conf_file.write_text(json.dumps({**original, **{k: v for k, v in conf.items() if k in original or v}}))
+    else:
+        conf_file.write_text(conf if isinstance(conf, str) else json.dumps(conf))
+    assert main(["convert", "--from-tf", str(editable_checkpoint), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert str(conf_file) in error and re.search(message, error), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_that_are_not_float32_are_cast_and_said_so_and_nan_is_refused(editable_checkpoint, tmp_path, capsys):
+    bias = "layer_with_weights-1/reg_layer/bias" + SUFFIX
+    gamma = "layer_with_weights-0/enc_layers/0/layernorm1/gamma" + SUFFIX
+
+    def change(tensors):
+        tensors[bias] = np.array([3], dtype=np.int32)
+        tensors[gamma] = tensors[gamma].astype(np.float64)
+
+    rewrite(editable_checkpoint, change)
+    out = tmp_path / "out"
+    assert main(["convert", "--from-tf", str(editable_checkpoint), "--out", str(out)]) == 0
+    error = capsys.readouterr().err
+    assert f"cast to float32: {bias}: int32 -> float32" in error and f"{gamma}: float64 -> float32" in error
+    model = AstromerForMaskedReconstruction.from_pretrained(out)
+    assert model.head.projection.bias.dtype == torch.float32 and model.head.projection.bias.item() == 3.0
+    card = (out / "README.md").read_text()
+    assert "cast to float32" in card and f"{bias}: int32 -> float32" in card
+
+    wq = "layer_with_weights-0/enc_layers/1/mha/wq/kernel" + SUFFIX
+    rewrite(editable_checkpoint, lambda tensors: tensors[wq].__setitem__((3, 7), np.nan))
+    assert main(["convert", "--from-tf", str(editable_checkpoint), "--out", str(tmp_path / "nan")]) == 2
+    assert f"tensor {wq} holds 1 NaN and 0 infinite values of 65536" in capsys.readouterr().err
+    rewrite(editable_checkpoint, lambda tensors: tensors.__setitem__(wq, tensors[wq].astype(np.complex64)))
+    with pytest.raises(ValueError, match=r"must be real numbers.*wq/kernel.*complex64"):
+        convert_tf_checkpoint(editable_checkpoint, tmp_path / "complex")
+    assert not (tmp_path / "nan").exists() and not (tmp_path / "complex").exists()

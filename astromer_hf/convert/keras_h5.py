@@ -21,12 +21,16 @@ Keras 3 (``model.save_weights("x.weights.h5")``, also the ``model.weights.h5`` i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-__all__ = ["read_keras_h5"]
+from .tf_bundle import TensorInfo
+
+__all__ = ["list_keras_h5", "read_keras_h5"]
 
 PathLike = str | os.PathLike[str]
 
@@ -51,24 +55,24 @@ def _string_list_attribute(group: h5py.Group, name: str) -> list[str] | None:
     ]
 
 
-def _read_keras2(path: Path, root: h5py.Group, layer_names: list[str]) -> dict[str, np.ndarray]:
-    weights: dict[str, np.ndarray] = {}
+def _keras2_datasets(path: Path, root: h5py.Group, layer_names: list[str]) -> dict[str, h5py.Dataset]:
+    datasets: dict[str, h5py.Dataset] = {}
     for layer_name in layer_names:
         if layer_name not in root:
             raise ValueError(f"{path}: layer {layer_name!r} is listed in 'layer_names' but has no group")
         layer = root[layer_name]
         for weight_name in _string_list_attribute(layer, "weight_names") or []:
-            if weight_name not in layer:
+            if not isinstance(layer.get(weight_name), h5py.Dataset):
                 raise ValueError(f"{path}: weight {weight_name!r} of layer {layer_name!r} has no dataset")
-            if weight_name in weights:
+            if weight_name in datasets:
                 raise ValueError(f"{path}: weight name {weight_name!r} appears in more than one layer")
-            weights[weight_name] = np.asarray(layer[weight_name][()])
-    return weights
+            datasets[weight_name] = layer[weight_name]
+    return datasets
 
 
-def _read_keras3(root: h5py.Group) -> dict[str, np.ndarray]:
+def _keras3_datasets(root: h5py.Group) -> dict[str, h5py.Dataset]:
     """Every dataset of every ``vars`` group, keyed ``<group path>/vars/<i>``, variables in numeric order."""
-    weights: dict[str, np.ndarray] = {}
+    datasets: dict[str, h5py.Dataset] = {}
 
     def visit(group: h5py.Group) -> None:
         for name, item in group.items():
@@ -81,18 +85,46 @@ def _read_keras3(root: h5py.Group) -> dict[str, np.ndarray]:
             for index in sorted(item, key=lambda key: (len(key), key)):
                 dataset = item[index]
                 if isinstance(dataset, h5py.Dataset):
-                    weights[dataset.name.lstrip("/")] = np.asarray(dataset[()])
+                    datasets[dataset.name.lstrip("/")] = dataset
 
     visit(root)
-    return weights
+    return datasets
 
 
-def read_keras_h5(path: PathLike) -> dict[str, np.ndarray]:
+@contextmanager
+def _weight_datasets(path: PathLike) -> Iterator[dict[str, h5py.Dataset]]:
+    """The weight datasets of a Keras file, by weight name, while the file is open."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Keras weight file not found: {path}")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not an HDF5 file, so not a Keras .h5 weight file")
+    with h5py.File(path, "r") as h5:
+        root = h5[_FULL_MODEL_GROUP] if isinstance(h5.get(_FULL_MODEL_GROUP), h5py.Group) else h5
+        layer_names = _string_list_attribute(root, "layer_names")
+        datasets = _keras2_datasets(path, root, layer_names) if layer_names is not None else _keras3_datasets(root)
+        if not datasets:
+            raise ValueError(
+                f"{path}: no Keras weights found (no 'layer_names' attribute with weights, as Keras 2 writes, "
+                "and no 'vars' datasets, as Keras 3 writes)"
+            )
+        yield datasets
+
+
+def list_keras_h5(path: PathLike) -> dict[str, TensorInfo]:
+    """Name -> (dtype, shape) of every weight of a Keras ``.h5`` file, keyed as :func:`read_keras_h5` keys them,
+    without reading any values."""
+    with _weight_datasets(path) as datasets:
+        return {name: TensorInfo(dataset.dtype, tuple(dataset.shape)) for name, dataset in datasets.items()}
+
+
+def read_keras_h5(path: PathLike, *, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Read all weights of a Keras ``.h5`` weight file or full-model ``.h5`` save.
 
     Args:
         path: a Keras 2 / tf.keras HDF5 file (weights only, or a full model with a ``model_weights`` group),
             or a Keras 3 ``.weights.h5`` file.
+        names: read only these weights (in this order); by default all of them.
 
     Returns:
         Keras 2: ``{weight name: array}`` keyed exactly as listed in the layers' ``weight_names`` attributes
@@ -106,18 +138,10 @@ def read_keras_h5(path: PathLike) -> dict[str, np.ndarray]:
         ValueError: the file is not HDF5, holds no Keras weights, or its layer/weight lists point at missing
             groups or datasets (the message names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Keras weight file not found: {path}")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file, so not a Keras .h5 weight file")
-    with h5py.File(path, "r") as h5:
-        root = h5[_FULL_MODEL_GROUP] if isinstance(h5.get(_FULL_MODEL_GROUP), h5py.Group) else h5
-        layer_names = _string_list_attribute(root, "layer_names")
-        weights = _read_keras2(path, root, layer_names) if layer_names is not None else _read_keras3(root)
-    if not weights:
-        raise ValueError(
-            f"{path}: no Keras weights found (no 'layer_names' attribute with weights, as Keras 2 writes, "
-            "and no 'vars' datasets, as Keras 3 writes)"
-        )
-    return weights
+    with _weight_datasets(path) as datasets:
+        if names is None:
+            names = list(datasets)
+        absent = [name for name in names if name not in datasets]
+        if absent:
+            raise ValueError(f"{path}: no weight named {', '.join(map(repr, absent))}")
+        return {name: np.asarray(datasets[name][()]) for name in names}

@@ -50,9 +50,12 @@ unless asked for them with ``include_strings=True``; they then come back as ``ob
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -60,11 +63,17 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 __all__ = [
+    "MAX_INDEX_BYTES",
     "OBJECT_GRAPH_KEY",
+    "BundleIndex",
+    "ShardOpener",
     "TensorInfo",
     "crc32c",
     "list_tensor_bundle",
+    "parse_index",
+    "read_bundle",
     "read_tensor_bundle",
+    "shards_in_folder",
 ]
 
 #: Key under which TensorFlow stores the serialized object graph of a checkpoint (a DT_STRING scalar).
@@ -244,14 +253,35 @@ class _Entry:
     masked_crc: int
 
 
+#: The largest ``.index`` file read (TensorFlow writes a few kB per hundred tensors).
+MAX_INDEX_BYTES = 64 << 20
+
+
 @dataclass(frozen=True)
-class _Index:
+class BundleIndex:
+    """The parsed ``.index`` of a bundle: every tensor's dtype, shape and place in the data shards.
+
+    ``label`` names where the index came from (a path, or ``archive.zip:member``) in error messages; ``prefix`` is
+    the bundle prefix, whose name the shard files are named after.
+    """
+
+    label: str
     prefix: Path
     num_shards: int
     entries: dict[str, _Entry]  # in key order, header excluded
 
+    def shard_name(self, shard_id: int) -> str:
+        return _shard_path(self.prefix, shard_id, self.num_shards).name
+
     def shard_path(self, shard_id: int) -> Path:
         return _shard_path(self.prefix, shard_id, self.num_shards)
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Name -> (dtype, shape) of every tensor, in key order (string tensors with dtype ``object``)."""
+        return {name: TensorInfo(entry.dtype, entry.shape) for name, entry in self.entries.items()}
+
+
+_Index = BundleIndex  # the name the tests use
 
 
 def _shard_path(prefix: Path, shard_id: int, num_shards: int) -> Path:
@@ -304,9 +334,8 @@ def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
     return entries
 
 
-def _table_entries(path: Path) -> list[tuple[bytes, bytes]]:
-    """All key/value pairs of a LevelDB-format table file, in key order."""
-    table = path.read_bytes()
+def _table_entries(table: bytes) -> list[tuple[bytes, bytes]]:
+    """All key/value pairs of a LevelDB-format table (the bytes of an ``.index`` file), in key order."""
     if len(table) < _FOOTER_SIZE:
         raise ValueError(f"only {len(table)} bytes, shorter than the {_FOOTER_SIZE}-byte table footer (truncated?)")
     footer = table[-_FOOTER_SIZE:]
@@ -340,7 +369,7 @@ def _parse_entry(name: str, value: bytes) -> _Entry:
     shape = tuple(_signed64(int(_last(_parse_message(dim), 1))) for dim in shape_fields.get(2, []))
     if any(size < 0 for size in shape):
         raise ValueError(f"tensor {name!r} has an undefined dimension in its shape {shape}")
-    return _Entry(
+    entry = _Entry(
         name=name,
         dtype=dtype,
         shape=shape,
@@ -349,12 +378,26 @@ def _parse_entry(name: str, value: bytes) -> _Entry:
         size=_signed64(int(_last(fields, 5))),
         masked_crc=int(_last(fields, 6)),
     )
+    if entry.offset < 0 or entry.size < 0:
+        raise ValueError(f"tensor {name!r} has a negative offset ({entry.offset}) or size ({entry.size})")
+    count = math.prod(shape)
+    if dtype != _OBJECT and entry.size != count * dtype.itemsize:
+        raise ValueError(
+            f"tensor {name!r} declares {entry.size} bytes, but {dtype} {shape} needs {count * dtype.itemsize}"
+        )
+    if dtype == _OBJECT and count > entry.size:  # every string takes at least its 1-byte length
+        raise ValueError(f"tensor {name!r} declares {count} strings in only {entry.size} bytes")
+    return entry
 
 
-def _parse_index(index_path: Path) -> _Index:
-    """Decode the header and every ``BundleEntryProto`` of a ``.index`` file; errors name the file."""
+def parse_index(table: bytes, label: str, prefix: Path) -> BundleIndex:
+    """Decode the header and every ``BundleEntryProto`` of the bytes of an ``.index`` file.
+
+    Declared sizes are checked against the dtype and shape here, before anything is allocated; errors name
+    ``label``.
+    """
     try:
-        items = _table_entries(index_path)
+        items = _table_entries(table)
         if not items or items[0][0] != b"":
             raise ValueError("no bundle header (the entry with the empty key) in the table")
         header = _parse_message(items[0][1])
@@ -375,8 +418,19 @@ def _parse_index(index_path: Path) -> _Index:
                 raise ValueError(f"tensor {entry.name!r} refers to shard {entry.shard_id} of {num_shards}")
             entries[entry.name] = entry
     except ValueError as exc:
-        raise ValueError(f"{index_path}: {exc}") from exc
-    return _Index(prefix=index_path.with_suffix(""), num_shards=num_shards, entries=entries)
+        raise ValueError(f"{label}: {exc}") from exc
+    return BundleIndex(label=label, prefix=prefix, num_shards=num_shards, entries=entries)
+
+
+def _parse_index(index_path: Path) -> BundleIndex:
+    """:func:`parse_index` of an ``.index`` file (refused above :data:`MAX_INDEX_BYTES`)."""
+    size = index_path.stat().st_size
+    if size > MAX_INDEX_BYTES:
+        raise ValueError(
+            f"{index_path}: {size} bytes, more than the {MAX_INDEX_BYTES} bytes an index may have (not a tensor-bundle "
+            "index?)"
+        )
+    return parse_index(index_path.read_bytes(), str(index_path), index_path.with_suffix(""))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -438,8 +492,7 @@ def list_tensor_bundle(path: PathLike) -> dict[str, TensorInfo]:
     :func:`read_tensor_bundle`). String tensors, including :data:`OBJECT_GRAPH_KEY`, are listed with dtype
     ``object``.
     """
-    index = _parse_index(_index_path(path))
-    return {name: TensorInfo(entry.dtype, entry.shape) for name, entry in index.entries.items()}
+    return _parse_index(_index_path(path)).tensors()
 
 
 def _checksummed_lengths(lengths: list[int]) -> bytes:
@@ -477,10 +530,15 @@ def _decode_strings(buf: bytearray, count: int, masked_crc: int) -> list[bytes]:
     return strings
 
 
-def _read_payload(shard: Path, handle: BinaryIO, entry: _Entry) -> bytearray:
+def _read_payload(shard: str, handle: BinaryIO, entry: _Entry) -> bytearray:
     handle.seek(entry.offset)
     buf = bytearray(entry.size)
-    got = handle.readinto(buf)
+    view, got = memoryview(buf), 0
+    while got < entry.size:
+        n = handle.readinto(view[got:])
+        if not n:
+            break
+        got += n
     if got != entry.size:
         raise ValueError(
             f"{shard}: truncated; tensor {entry.name!r} needs bytes [{entry.offset}, {entry.offset + entry.size}) "
@@ -489,9 +547,9 @@ def _read_payload(shard: Path, handle: BinaryIO, entry: _Entry) -> bytearray:
     return buf
 
 
-def _to_array(shard: Path, entry: _Entry, buf: bytearray) -> np.ndarray:
-    """Checksum-verified array of one tensor from its stored bytes."""
-    count = int(np.prod(entry.shape, dtype=np.int64))
+def _to_array(shard: str, entry: _Entry, buf: bytearray) -> np.ndarray:
+    """Checksum-verified array of one tensor from its stored bytes (sizes were checked by :func:`_parse_entry`)."""
+    count = math.prod(entry.shape)
     if entry.dtype == _OBJECT:
         try:
             strings = _decode_strings(buf, count, entry.masked_crc)
@@ -502,12 +560,64 @@ def _to_array(shard: Path, entry: _Entry, buf: bytearray) -> np.ndarray:
         return array.reshape(entry.shape)
     if _mask(crc32c(buf)) != entry.masked_crc:
         raise ValueError(f"{shard}: CRC32C mismatch for tensor {entry.name!r} (data file corrupted)")
-    if entry.size != count * entry.dtype.itemsize:
-        raise ValueError(
-            f"{shard}: tensor {entry.name!r} has {entry.size} bytes, but {entry.dtype} {entry.shape} needs "
-            f"{count * entry.dtype.itemsize}"
-        )
     return np.frombuffer(buf, dtype=entry.dtype).reshape(entry.shape)
+
+
+#: Opens one data shard, given its file name: ``(label for messages, size in bytes, opener of a binary stream)``.
+#: Raises ``FileNotFoundError`` when the shard is absent.
+ShardOpener = Callable[[str], tuple[str, int, Callable[[], AbstractContextManager[BinaryIO]]]]
+
+
+def shards_in_folder(folder: Path) -> ShardOpener:
+    """The :data:`ShardOpener` of shard files lying in ``folder``."""
+
+    def open_shard(name: str) -> tuple[str, int, Callable[[], AbstractContextManager[BinaryIO]]]:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"tensor-bundle data shard not found: {path}")
+        return str(path), path.stat().st_size, lambda: path.open("rb")
+
+    return open_shard
+
+
+def read_bundle(
+    index: BundleIndex,
+    open_shard: ShardOpener,
+    *,
+    names: Iterable[str] | None = None,
+    include_strings: bool = False,
+) -> dict[str, np.ndarray]:
+    """Read tensors of a parsed bundle from shards opened by ``open_shard`` (files, archive members ...).
+
+    Args:
+        index: the parsed ``.index``.
+        open_shard: see :data:`ShardOpener`.
+        names: read only these tensors (in this order); by default all of them, string tensors only with
+            ``include_strings``.
+
+    Every tensor's byte range is checked against its shard's real size before anything is allocated or read.
+    """
+    if names is None:
+        wanted = [e for e in index.entries.values() if include_strings or e.dtype != _OBJECT]
+    else:
+        absent = [name for name in names if name not in index.entries]
+        if absent:
+            raise ValueError(f"{index.label}: no tensor named {', '.join(map(repr, absent))}")
+        wanted = [index.entries[name] for name in names]
+    arrays: dict[str, np.ndarray] = {}
+    for shard_id in sorted({e.shard_id for e in wanted}):
+        label, size, opener = open_shard(index.shard_name(shard_id))
+        entries = sorted((e for e in wanted if e.shard_id == shard_id), key=lambda e: e.offset)
+        for entry in entries:
+            if entry.offset + entry.size > size:
+                raise ValueError(
+                    f"{label}: truncated; tensor {entry.name!r} needs bytes [{entry.offset}, "
+                    f"{entry.offset + entry.size}) but the file holds only {size} bytes (or the index is corrupt)"
+                )
+        with opener() as handle:
+            for entry in entries:
+                arrays[entry.name] = _to_array(label, entry, _read_payload(label, handle, entry))
+    return {e.name: arrays[e.name] for e in wanted}
 
 
 def read_tensor_bundle(path: PathLike, *, include_strings: bool = False) -> dict[str, np.ndarray]:
@@ -528,18 +638,9 @@ def read_tensor_bundle(path: PathLike, *, include_strings: bool = False) -> dict
 
     Raises:
         FileNotFoundError: no index, or a data shard is missing (the message names the path).
-        ValueError: a malformed, truncated or corrupted file (CRC32C mismatch), an unsupported dtype, a
-            big-endian bundle or a partitioned variable; the message names the file and, for data
-            problems, the tensor.
+        ValueError: a malformed, truncated or corrupted file (CRC32C mismatch), declared sizes that do not
+            fit the dtype and shape or the shard, an unsupported dtype, a big-endian bundle or a partitioned
+            variable; the message names the file and, for data problems, the tensor.
     """
     index = _parse_index(_index_path(path))
-    wanted = [e for e in index.entries.values() if include_strings or e.dtype != _OBJECT]
-    arrays: dict[str, np.ndarray] = {}
-    for shard_id in sorted({e.shard_id for e in wanted}):
-        shard = index.shard_path(shard_id)
-        if not shard.is_file():
-            raise FileNotFoundError(f"tensor-bundle data shard not found: {shard}")
-        with shard.open("rb") as handle:
-            for entry in sorted((e for e in wanted if e.shard_id == shard_id), key=lambda e: e.offset):
-                arrays[entry.name] = _to_array(shard, entry, _read_payload(shard, handle, entry))
-    return {e.name: arrays[e.name] for e in wanted}
+    return read_bundle(index, shards_in_folder(index.prefix.parent), include_strings=include_strings)

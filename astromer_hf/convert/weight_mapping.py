@@ -21,6 +21,10 @@ Matching is done on these name fragments, so both the object-graph paths of tens
 (``encoder/att_layer_0/mha/WQ/kernel:0``) resolve. Keras ``Dense`` kernels are ``[in, out]`` and are transposed for
 ``torch.nn.Linear``. Optimizer slots and checkpoint bookkeeping are skipped; any other variable that matches no
 rule, and any model parameter left without a source, is an error that lists the names.
+
+:func:`plan_mapping` decides all of this from names and shapes alone, so a converter can check a checkpoint before it
+reads any values; :func:`to_parameter` then turns each value into a float32 tensor: integer and other float dtypes are
+cast (and reported), NaN and infinities are refused.
 """
 
 from __future__ import annotations
@@ -87,46 +91,50 @@ def target_name(name: str, array: np.ndarray, hidden_size: int, intermediate_siz
     return None
 
 
-def map_original_weights(
-    tensors: Mapping[str, np.ndarray], expected: Mapping[str, torch.Size], hidden_size: int, intermediate_size: int
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Rename and transpose original variables into a state dict.
+def _parameter_shape(target: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a variable takes as parameter ``target``: Keras Dense kernels ``[in, out]`` are transposed."""
+    return tuple(reversed(shape)) if target.endswith(".weight") and len(shape) == 2 else tuple(shape)
+
+
+def plan_mapping(
+    shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, torch.Size], hidden_size: int, intermediate_size: int
+) -> tuple[dict[str, str], list[str]]:
+    """Which original variable becomes which parameter, decided from names and shapes alone (no values read).
 
     Args:
-        tensors: original variable name -> array, as read from the checkpoint.
+        shapes: original variable name -> shape, as listed by the checkpoint's index.
         expected: parameter name -> shape of the target model (its ``state_dict``).
         hidden_size, intermediate_size: model widths, used to tell the two feed-forward layers apart.
 
     Returns:
-        The state dict (every key of ``expected``, every shape checked) and the list of skipped bookkeeping names.
+        ``{original name: parameter name}`` covering every key of ``expected`` with matching shapes, and the list
+        of skipped bookkeeping names (optimizer slots ...).
 
     Raises:
         ValueError: listing unexpected variables (no rule matches, or the model has no such parameter), parameters
         left without a source, variables claimed twice, and shape mismatches.
     """
-    state: dict[str, torch.Tensor] = {}
+    plan: dict[str, str] = {}
     sources: dict[str, str] = {}
     skipped, unexpected, duplicated, mismatched = [], [], [], {}
-    for raw_name, array in tensors.items():
+    for raw_name, shape in shapes.items():
         name = normalise_name(raw_name)
         if _SKIPPED.search(name):
             skipped.append(raw_name)
             continue
-        target = target_name(name, np.asarray(array), hidden_size, intermediate_size)
+        target = target_name(name, _Shaped(tuple(shape)), hidden_size, intermediate_size)
         if target is None or target not in expected:
             unexpected.append(raw_name)
             continue
-        if target in state:
+        if target in sources:
             duplicated.append(f"{target} <- {sources[target]} and {raw_name}")
             continue
-        value = torch.from_numpy(np.array(array, dtype=np.float32, copy=True))
-        if target.endswith(".weight") and value.dim() == 2:
-            value = value.T.contiguous()  # Keras Dense kernels are [in, out]; torch Linear weights are [out, in]
-        if tuple(value.shape) != tuple(expected[target]):
-            mismatched[target] = f"{raw_name} {tuple(value.shape)} -> {target} {tuple(expected[target])}"
+        shape = _parameter_shape(target, tuple(shape))
+        if shape != tuple(expected[target]):
+            mismatched[target] = f"{raw_name} {shape} -> {target} {tuple(expected[target])}"
             continue
-        state[target], sources[target] = value, raw_name
-    missing = sorted(set(expected) - set(state) - set(mismatched))
+        plan[raw_name], sources[target] = target, raw_name
+    missing = sorted(set(expected) - set(sources) - set(mismatched))
     problems = []
     if unexpected:
         problems.append("unexpected tensors (no matching model parameter): " + ", ".join(sorted(unexpected)))
@@ -138,4 +146,71 @@ def map_original_weights(
         problems.append("model parameters missing from the checkpoint: " + ", ".join(missing))
     if problems:
         raise ValueError("Cannot convert the checkpoint:\n  - " + "\n  - ".join(problems))
-    return state, skipped
+    return plan, skipped
+
+
+class _Shaped:
+    """Stands in for an array where only the shape is known (:func:`target_name` only looks at shapes)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+
+def check_dtypes(dtypes: Mapping[str, np.dtype]) -> None:
+    """Refuse variables that cannot hold weights (complex, boolean, strings ...), naming them."""
+    refused = [f"{name} ({np.dtype(dtype)})" for name, dtype in dtypes.items() if np.dtype(dtype).kind not in "fiu"]
+    if refused:
+        raise ValueError(
+            "Cannot convert the checkpoint: weights must be real numbers, but these tensors are not: "
+            + ", ".join(refused)
+        )
+
+
+def to_parameter(raw_name: str, array: np.ndarray, target: str) -> tuple[torch.Tensor, str | None]:
+    """One original variable as the float32 tensor of parameter ``target`` (transposed if a Dense kernel).
+
+    Returns:
+        The tensor, and a note when the stored dtype was not float32 (``"name: int32 -> float32"``).
+
+    Raises:
+        ValueError: the values hold NaN or infinities (also after casting to float32), naming the tensor and counts.
+    """
+    array = np.asarray(array)
+    check_dtypes({raw_name: array.dtype})
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing values become inf and are refused below
+        value = np.array(array, dtype=np.float32, copy=True)
+    not_finite = ~np.isfinite(value)
+    if not_finite.any():
+        nan = int(np.count_nonzero(np.isnan(value)))
+        cast = f" (after casting {array.dtype} to float32)" if array.dtype != np.float32 else ""
+        raise ValueError(
+            f"Cannot convert the checkpoint: tensor {raw_name} holds {nan} NaN and "
+            f"{int(np.count_nonzero(not_finite)) - nan} infinite values of {value.size}{cast}; weights must be finite."
+        )
+    note = None if array.dtype == np.float32 else f"{raw_name}: {array.dtype} -> float32"
+    tensor = torch.from_numpy(value)
+    if target.endswith(".weight") and tensor.dim() == 2:
+        tensor = tensor.T.contiguous()  # Keras Dense kernels are [in, out]; torch Linear weights are [out, in]
+    return tensor, note
+
+
+def map_original_weights(
+    tensors: Mapping[str, np.ndarray], expected: Mapping[str, torch.Size], hidden_size: int, intermediate_size: int
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Rename and transpose original variables into a state dict (:func:`plan_mapping`, then :func:`to_parameter`).
+
+    Returns:
+        The state dict (every key of ``expected``, every shape checked), the skipped bookkeeping names, and one note
+        per variable that was cast to float32.
+
+    Raises:
+        ValueError: see :func:`plan_mapping` and :func:`to_parameter`.
+    """
+    plan, skipped = plan_mapping({n: np.shape(a) for n, a in tensors.items()}, expected, hidden_size, intermediate_size)
+    check_dtypes({name: np.asarray(tensors[name]).dtype for name in plan})
+    state, notes = {}, []
+    for raw_name, target in plan.items():
+        state[target], note = to_parameter(raw_name, tensors[raw_name], target)
+        if note:
+            notes.append(note)
+    return state, skipped, notes
