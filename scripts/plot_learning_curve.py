@@ -3,17 +3,19 @@
     .venv/bin/python scripts/plot_learning_curve.py outputs/quickstart --out docs/figures/quickstart_learning_curve.png
 
 RUN is a run directory (``offline-run-*`` / ``run-*``) or a folder holding runs (the newest is used). Reads the run's
-transaction log with :mod:`astromer_hf.training.wandb_offline`, so it needs neither network nor login.
+transaction log with the tests' reader ``tests/wandb_runs.py``, so it needs neither network nor login.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from astromer_hf.training.wandb_offline import find_offline_runs, read_offline_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from wandb_runs import find_offline_runs, read_offline_run  # noqa: E402
 
 CURVES = ("train/rmse", "train/baseline_rmse", "val/rmse", "val/baseline_rmse")
 

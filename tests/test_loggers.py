@@ -14,6 +14,7 @@ import json
 import socket
 import socketserver
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -27,13 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from astromer_hf.training import loggers as loggers_module
 from astromer_hf.training.figures import confusion_matrix_figure
-from astromer_hf.training.loggers import (
-    AstromerWandbLogger,
-    TrackioLogger,
-    log_figure,
-    resolve_wandb_mode,
-    wandb_credentials_available,
-)
+from astromer_hf.training.loggers import AstromerWandbLogger, TrackioLogger, log_figure, resolve_wandb_mode
 
 from wandb_runs import find_offline_runs, metric_values, read_offline_run
 
@@ -97,12 +92,25 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _listening_server():
-    """A 127.0.0.1 TCP listener (connections are accepted by the kernel; nothing is ever read or sent)."""
+    """A 127.0.0.1 TCP listener (connections are accepted by the kernel; nothing is ever read or sent): yields its
+    port and a function that counts (and takes) the connections made to it so far."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
+    server.setblocking(False)
+
+    def connections() -> int:
+        count = 0
+        time.sleep(0.1)  # let a connection in flight reach the queue
+        while True:
+            try:
+                server.accept()[0].close()
+            except BlockingIOError:
+                return count
+            count += 1
+
     try:
-        yield server.getsockname()[1]
+        yield server.getsockname()[1], connections
     finally:
         server.close()
 
@@ -113,16 +121,14 @@ def _listening_server():
 
 
 def test_auto_without_credentials_is_offline_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def no_probe(*args, **kwargs):
-        raise AssertionError("no connection should be attempted without credentials")
-
-    monkeypatch.setattr(loggers_module, "_tcp_reachable", no_probe)
-    logger = AstromerWandbLogger(save_dir=tmp_path, mode="auto", online_timeout=5.0)
-    start = time.monotonic()
-    assert logger.mode == "offline"
-    assert time.monotonic() - start < 2.0  # well under online_timeout; includes wandb's first import
-    assert "no W&B credentials" in logger.mode_reason
-    assert not wandb_credentials_available()
+    with _listening_server() as (port, connections):
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        logger = AstromerWandbLogger(save_dir=tmp_path, mode="auto", online_timeout=5.0)
+        start = time.monotonic()
+        assert logger.mode == "offline"
+        assert time.monotonic() - start < 2.0  # well under online_timeout; includes wandb's first import
+        assert "no W&B credentials" in logger.mode_reason
+        assert connections() == 0, "no connection should be attempted without credentials"
     assert not (tmp_path / "wandb").exists(), "resolving the mode must not start wandb"
 
 
@@ -158,27 +164,34 @@ def test_auto_gives_up_after_online_timeout_when_connect_stalls(monkeypatch: pyt
 
 
 def test_auto_with_key_and_reachable_host_is_online(monkeypatch: pytest.MonkeyPatch) -> None:
-    with _listening_server() as port:
+    with _listening_server() as (port, connections):
         monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
         assert resolve_wandb_mode("auto", online_timeout=2.0)[0] == "online"
+        assert connections() == 1
         # an explicit offline request never probes
-        monkeypatch.setattr(loggers_module, "_tcp_reachable", lambda *a, **k: pytest.fail("probed"))
         assert resolve_wandb_mode("offline") == ("offline", "mode='offline'")
+        assert connections() == 0
 
 
 def test_netrc_entry_for_the_api_host_counts_as_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def credentials_available() -> bool:  # online_timeout=0: credentials are checked, no connection is attempted
+        reason = resolve_wandb_mode("auto", online_timeout=0)[1]
+        assert "allows no connection attempt" in reason or "no W&B credentials" in reason, reason
+        return "no W&B credentials" not in reason
+
     netrc_file = tmp_path / "netrc"
-    netrc_file.write_text("machine 127.0.0.1\n  login user\n  password " + FAKE_KEY + "\n")
+    # the machine is the URL's host[:port], as `wandb login` writes it and wandb.init reads it
+    netrc_file.write_text("machine 127.0.0.1:9\n  login user\n  password " + FAKE_KEY + "\n")
     monkeypatch.setenv("NETRC", str(netrc_file))
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
-    assert wandb_credentials_available()
+    assert credentials_available()
     monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
-    assert not wandb_credentials_available()  # the entry is for another host
+    assert not credentials_available()  # the entry is for another host
     # wandb's default address (CoreWeave Forge in wandb 0.31) accepts the key saved for api.wandb.ai
     monkeypatch.delenv("WANDB_BASE_URL")
     netrc_file.write_text("machine api.wandb.ai\n  login user\n  password " + FAKE_KEY + "\n")
-    assert wandb_credentials_available()
+    assert credentials_available()
 
 
 @pytest.mark.parametrize(
@@ -202,17 +215,12 @@ def test_online_without_credentials_fails_early(monkeypatch: pytest.MonkeyPatch,
         AstromerWandbLogger(save_dir=tmp_path, mode="cloud")  # type: ignore[arg-type]
 
 
-def test_unstarted_logger_finalizes_and_refuses_reserved_files(tmp_path: Path) -> None:
+def test_unstarted_logger_finalizes_without_starting_a_run(tmp_path: Path) -> None:
     logger = AstromerWandbLogger(save_dir=tmp_path / "never", mode="offline")
     logger.finalize("success")
     logger.finalize("failed")
     assert not (tmp_path / "never").exists()
     assert logger.run_dir is None
-    source = tmp_path / "config.yaml"
-    source.write_text("a: 1\n")
-    with pytest.raises(ValueError, match="overwrite the file W&B keeps"):
-        logger.save_file(source)
-    assert not (tmp_path / "never").exists()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -437,26 +445,49 @@ def _trackio_rows(database: Path, run_name: str) -> tuple[list[tuple[int, dict]]
     return [(step, json.loads(metrics)) for step, metrics in rows], (json.loads(configs[-1][0]) if configs else {})
 
 
-@pytest.fixture
-def trackio_default_dir():
-    """Put trackio's storage directory back where it was after a test that moved it."""
-    trackio_utils = pytest.importorskip("trackio.utils")
-    original = Path(trackio_utils.TRACKIO_DIR)
-    yield original
-    loggers_module._point_trackio_at(original)
+#: A trackio fit in a fresh process: trackio reads its storage directory (TRACKIO_DIR) once, when first imported.
+_TRACKIO_FIT = """
+import json, sys
+from pathlib import Path
+import torch
+tests, root = sys.argv[1], Path(sys.argv[2])
+sys.path.insert(0, tests)
+from test_loggers import _fit
+from astromer_hf.training.loggers import TrackioLogger
+
+storage = root / "trackio-store"
+logger = TrackioLogger(project="tiny-trackio", name="run-1", save_dir=root / "trackio-out", trackio_dir=storage)
+names = [logger.name, logger.version]
+module = _fit(logger, root)
+logger.finalize("success")
+logger.finalize("success")  # idempotent
+try:  # the same process cannot move trackio's directory
+    TrackioLogger(project="astromer-hf-second", name="run-x", trackio_dir=root / "trackio-other").experiment
+    refused = ""
+except RuntimeError as error:
+    refused = str(error)
+second = TrackioLogger(project="astromer-hf-second", name="run-2", trackio_dir=storage, config={"seed": 1})
+second.log_metrics({"score": torch.tensor(0.5)}, step=0)
+second.finalize("success")
+print(json.dumps({"names": names, "losses": module.logged["train/loss"], "trackio_dir": str(logger.trackio_dir),
+                  "log_dir": logger.log_dir, "refused": refused}))
+"""
 
 
-def test_trackio_fit_is_stored_in_the_chosen_directory(isolated_env: Path, trackio_default_dir: Path) -> None:
-    storage = isolated_env / "trackio-store"
-    logger = TrackioLogger(project="tiny-trackio", name="run-1", save_dir=isolated_env / "trackio-out",
-                           trackio_dir=storage)
-    assert logger.name == "tiny-trackio" and logger.version == "run-1"
-    module = _fit(logger, isolated_env)
-    logger.finalize("success")  # idempotent
+def test_trackio_fit_is_stored_in_the_chosen_directory(isolated_env: Path) -> None:
+    pytest.importorskip("trackio")
+    root = isolated_env / "trackio-fit"
+    root.mkdir()
+    done = subprocess.run([sys.executable, "-c", _TRACKIO_FIT, str(Path(__file__).parent), str(root)],
+                          capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    storage = root / "trackio-store"
+    assert result["names"] == ["tiny-trackio", "run-1"]
 
     rows, config = _trackio_rows(storage / "tiny-trackio.db", "run-1")
     losses = [metrics["train/loss"] for _, metrics in rows if "train/loss" in metrics]
-    assert losses == pytest.approx(module.logged["train/loss"], rel=1e-6)
+    assert losses == pytest.approx(result["losses"], rel=1e-6)
     assert [metrics["train/marker"] for _, metrics in rows if "train/marker" in metrics] == [0.25, 1.25]
     images = [(step, metrics["val/confusion"]) for step, metrics in rows if "val/confusion" in metrics]
     assert [step for step, _ in images] == [4, 8]
@@ -464,18 +495,14 @@ def test_trackio_fit_is_stored_in_the_chosen_directory(isolated_env: Path, track
         assert image["_type"] == "trackio.image"
         assert (storage / "media" / image["file_path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert config["lr"] == 0.05
-    assert logger.trackio_dir == storage.resolve()
-    assert logger.log_dir == str(isolated_env / "trackio-out" / "tiny-trackio" / "run-1")
+    assert result["trackio_dir"] == str(storage.resolve())
+    assert result["log_dir"] == str(root / "trackio-out" / "tiny-trackio" / "run-1")
 
-    # a second logger in the same process can use another directory
-    other = isolated_env / "trackio-other"
-    second = TrackioLogger(project="astromer-hf-second", name="run-2", trackio_dir=other, config={"seed": 1})
-    second.log_metrics({"score": torch.tensor(0.5)}, step=0)
-    second.finalize("success")
-    rows, config = _trackio_rows(other / "astromer-hf-second.db", "run-2")
+    # a second logger in the same process uses the same directory; another directory is refused, with the reason
+    assert "TRACKIO_DIR" in result["refused"] and not (root / "trackio-other").exists()
+    rows, config = _trackio_rows(storage / "astromer-hf-second.db", "run-2")
     assert rows == [(0, {"score": 0.5})] and config["seed"] == 1
-    assert not (storage / "astromer-hf-second.db").exists()
-    assert not (trackio_default_dir / "astromer-hf-second.db").exists()
+    assert not (isolated_env / "hf-home" / "trackio").exists(), "nothing in trackio's default directory"
 
 
 def test_trackio_missing_package_error_names_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
