@@ -35,6 +35,7 @@ from astromer_hf.data.download import (
     join_url,
     read_manifest,
 )
+from astromer_hf.data.builder import archive_problem
 from astromer_hf.hashing import file_digest, normalize_sha256, text_digest
 
 
@@ -525,7 +526,9 @@ def test_a_deadline_must_be_positive(tmp_path: Path, deadline: float) -> None:
         download_file("http://127.0.0.1:9/x", tmp_path / "x", deadline=deadline, progress=False)
 
 
-# ---------------------------------------------------------------------------------------- archives checked before caching
+# ------------------------------------------------------------------ files checked before caching (the survey archive check)
+
+CHECKED = {**FAST, "check": archive_problem}
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
@@ -553,7 +556,7 @@ def test_a_truncated_archive_served_with_200_is_not_cached(archive: Archive, tmp
     dest = tmp_path / "phot.tar.gz"
 
     with pytest.raises(ArchiveError) as info:
-        download_file(archive.url(path), dest, **FAST)
+        download_file(archive.url(path), dest, **CHECKED)
 
     assert archive.url(path) in str(info.value) and "truncated or corrupt" in str(info.value)
     assert isinstance(info.value, DownloadError) and info.value.url == archive.url(path)
@@ -561,7 +564,7 @@ def test_a_truncated_archive_served_with_200_is_not_cached(archive: Archive, tmp
     assert not dest.exists() and not dest.with_name("phot.tar.gz.part").exists() and read_manifest(tmp_path) == {}
 
     archive.files[path] = whole  # the mirror is repaired: the next call asks again and caches the good copy
-    result = download_file(archive.url(path), dest, **FAST)
+    result = download_file(archive.url(path), dest, **CHECKED)
     assert not result.cached and dest.read_bytes() == whole and archive.count(path) == 3
 
 
@@ -578,7 +581,7 @@ def test_a_truncated_archive_served_with_200_is_not_cached(archive: Archive, tmp
 def test_broken_archives_are_refused(archive: Archive, tmp_path: Path, name: str, body: bytes, problem: str) -> None:
     archive.files[f"/{name}"] = body
     with pytest.raises(ArchiveError, match=problem):
-        download_file(archive.url(f"/{name}"), tmp_path / name, **FAST)
+        download_file(archive.url(f"/{name}"), tmp_path / name, **CHECKED)
     assert not (tmp_path / name).exists()
 
 
@@ -594,14 +597,15 @@ def test_broken_archives_are_refused(archive: Archive, tmp_path: Path, name: str
 )
 def test_intact_files_pass_the_archive_check(archive: Archive, tmp_path: Path, name: str, body: bytes) -> None:
     archive.files[f"/{name}"] = body
-    assert download_file(archive.url(f"/{name}"), tmp_path / name, **FAST).path.read_bytes() == body
+    assert download_file(archive.url(f"/{name}"), tmp_path / name, **CHECKED).path.read_bytes() == body
     assert archive.count(f"/{name}") == 1
 
 
 def test_a_published_checksum_is_trusted_over_the_archive_check(archive: Archive, tmp_path: Path) -> None:
     body = b"<html>the archive really publishes this</html>"
     archive.files["/odd.tar.gz"] = body
-    assert download_file(archive.url("/odd.tar.gz"), tmp_path / "odd.tar.gz", sha256=sha(body), **FAST).size == len(body)
+    dest = tmp_path / "odd.tar.gz"
+    assert download_file(archive.url("/odd.tar.gz"), dest, sha256=sha(body), **CHECKED).size == len(body)
 
 
 # --------------------------------------------------------------------------------------------- cache maintenance

@@ -16,21 +16,27 @@ travels with the Arrow files, ``save_to_disk`` and ``push_to_hub``.
 
 Configuration overrides (keyword arguments, ``--set KEY=VALUE``) are checked against the field types of the
 configuration dataclass before `datasets` sees them (:func:`check_settings`). Downloads go through
-:meth:`LightCurveBuilder.fetch`; a file that cannot be parsed raises :class:`SurveyDataError` naming the survey and
+:meth:`LightCurveBuilder.fetch`: a truncated or garbage archive is refused before it is cached
+(:func:`archive_problem`); a file that still cannot be parsed raises :class:`SurveyDataError` naming the survey and
 the file, and a downloaded one is deleted from the cache so that the next run fetches it again.
 """
 
 from __future__ import annotations
 
+import bz2
 import collections.abc
 import contextlib
 import dataclasses
+import gzip
 import json
 import os
 import re
+import tarfile
 import types
 import typing
 import urllib.parse
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +102,37 @@ class LightCurveConfig(datasets.BuilderConfig):
             raise ValueError(f"download_deadline must be positive seconds or None, got {self.download_deadline}")
         if self.download_retries < 0:
             raise ValueError(f"download_retries must be 0 or more, got {self.download_retries}")
+
+
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why a compressed download does not read to its end (sizes, CRCs, tar members), or None.
+
+    gzip, bzip2 and zip are told by their first bytes; ``*.tar*`` / ``*.tgz`` names are walked member by member;
+    ``*.tar.gz`` / ``*.tgz`` / ``*.zip`` names must be compressed. Other files (a plain ``.gz`` too: a mirror may
+    serve MACHO tiles decompressed) are not checked.
+    """
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    lower, gz = name.lower(), magic.startswith(b"\x1f\x8b")
+    is_tar = lower.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2"))
+    try:
+        if magic in (b"PK\x03\x04", b"PK\x05\x06"):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return f"zip member {bad} is corrupt" if bad else None
+        if lower.endswith((".tar.gz", ".tgz", ".zip")) and not gz:
+            return f"not a {'zip' if lower.endswith('.zip') else 'gzip'} file (it starts with {magic!r})"
+        opener = gzip.open if gz else bz2.open if magic.startswith(b"BZh") else open if is_tar else None
+        if opener is not None:
+            with opener(path, "rb") as stream:
+                if is_tar:
+                    for _member in tarfile.open(fileobj=stream, mode="r|"):
+                        pass
+                while stream.read(1 << 20):  # to the end: the gzip / bzip2 trailer holds the length and CRC
+                    pass
+    except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 class SurveyDataError(DatasetGenerationError, ValueError):
@@ -288,15 +325,15 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
 
     def fetch(self, url: str, destination: Path, *, sha256: str | None = None) -> Path:
         """:func:`~astromer_hf.data.download.download_file` with this configuration's ``download_retries`` and
-        ``download_deadline``, and the `datasets` download configuration this builder was given
-        (``download_mode="force_redownload"`` fetches again, ``disable_tqdm`` hides the progress bar). A
-        :class:`~astromer_hf.data.download.DownloadError` names the survey."""
+        ``download_deadline``, the archive check (:func:`archive_problem`) and the `datasets` download configuration
+        this builder was given (``download_mode="force_redownload"`` fetches again, ``disable_tqdm`` hides the
+        progress bar). A :class:`~astromer_hf.data.download.DownloadError` names the survey."""
         options = getattr(self, "_download_config", None) or datasets.DownloadConfig()
         try:
             return download_file(
                 url, destination, sha256=sha256, retries=self.config.download_retries,
                 deadline=self.config.download_deadline, force=options.force_download,
-                progress=not options.disable_tqdm,
+                progress=not options.disable_tqdm, check=archive_problem,
             ).path
         except DownloadError as error:
             error.args = (f"{self.SURVEY}: {error.args[0]}", *error.args[1:])

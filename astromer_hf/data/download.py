@@ -12,29 +12,26 @@ request becomes ``FileNotFoundError``, so a 404 (skip this star) looks like a 50
 * bounded retries: connection errors, timeouts, short bodies, 5xx, 408, 429, with exponential backoff; other
   statuses fail at once (``DownloadError.status``);
 * a deadline per file, retries included: a server dripping bytes cannot hold a run (the ``.part`` is kept);
-* checks before caching: the published sha256, else a compressed file must read to its end (:func:`archive_problem`);
-  a failure downloads once more from scratch, then raises. Only a checked file is renamed into place;
+* checks before caching: the published sha256, else the caller's ``check`` (the survey builders make sure an
+  archive reads to its end); a failure downloads once more from scratch, then raises. Only a checked file is renamed
+  into place;
 * ``download_manifest.json`` beside the files records each one's sha256 and size (:func:`read_manifest`), so a later
   call reuses an intact copy without a request; :func:`discard` drops a cached file found unreadable.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import json
 import logging
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
-import zipfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +71,7 @@ class ChecksumError(DownloadError):
 
 
 class ArchiveError(DownloadError):
-    """A compressed file arrived truncated or unreadable, twice; nothing was cached."""
+    """The file failed the caller's ``check`` (e.g. a truncated archive), twice; nothing was cached."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,10 @@ def _set_entry(path: Path, entry: dict[str, Any] | None) -> None:
         manifest = read_manifest(path.parent)
         if manifest.get(path.name) == entry:
             return
-        manifest.pop(path.name, None) if entry is None else manifest.__setitem__(path.name, entry)
+        if entry is None:
+            manifest.pop(path.name, None)
+        else:
+            manifest[path.name] = entry
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -141,37 +141,6 @@ def discard(path: str | os.PathLike[str]) -> str | None:
     path.unlink(missing_ok=True)
     _set_entry(path, None)
     return url
-
-
-def archive_problem(path: Path, name: str) -> str | None:
-    """Why a compressed file does not read to its end (sizes, CRCs, tar members), or None.
-
-    gzip, bzip2 and zip are told by their first bytes; ``*.tar*`` / ``*.tgz`` names are walked member by member;
-    ``*.tar.gz`` / ``*.tgz`` / ``*.zip`` names must be compressed. Other files (a plain ``.gz`` too: a mirror may
-    serve it decompressed) are not checked.
-    """
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    lower, gz = name.lower(), magic.startswith(b"\x1f\x8b")
-    is_tar = lower.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2"))
-    try:
-        if magic in (b"PK\x03\x04", b"PK\x05\x06"):
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-            return f"zip member {bad} is corrupt" if bad else None
-        if lower.endswith((".tar.gz", ".tgz", ".zip")) and not gz:
-            return f"not a {'zip' if lower.endswith('.zip') else 'gzip'} file (it starts with {magic!r})"
-        opener = gzip.open if gz else bz2.open if magic.startswith(b"BZh") else open if is_tar else None
-        if opener is not None:
-            with opener(path, "rb") as stream:
-                if is_tar:
-                    for _member in tarfile.open(fileobj=stream, mode="r|"):
-                        pass
-                while stream.read(1 << 20):  # to the end: the gzip / bzip2 trailer holds the length and CRC
-                    pass
-    except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as err:
-        return f"{type(err).__name__}: {err}"
-    return None
 
 
 def _receive(response: Any, part: Path, offset: int, deadline_at: float | None, bar: Any) -> str | None:
@@ -245,7 +214,8 @@ def _http_download(url: str, part: Path, retries: int, backoff: float, timeout: 
 
 def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str | None = None, retries: int = 3,
                   backoff: float = 0.5, timeout: float = 30.0, deadline: float | None = DEFAULT_DEADLINE,
-                  progress: bool = True, force: bool = False, chunk_size: int = 1 << 20) -> DownloadResult:
+                  progress: bool = True, force: bool = False, check: Callable[[Path, str], str | None] | None = None,
+                  chunk_size: int = 1 << 20) -> DownloadResult:
     """Download ``url`` (``http``, ``https`` or ``file``) to ``destination``, resumable, retried, time-bounded and
     checked before it is cached (see the module docstring).
 
@@ -253,7 +223,8 @@ def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str 
     records (unless ``force``); one with the wrong ``sha256`` is moved to ``<name>.corrupt`` and downloaded again. A
     failed call leaves its ``.part`` for the next one. ``retries``: attempts after the first; ``backoff``: seconds
     before the first retry, doubled each time; ``timeout``: seconds to connect and per read; ``deadline``: seconds
-    for the whole call (None: no limit); ``chunk_size``: block size of ``file://`` copies (no retries there).
+    for the whole call (None: no limit); ``check(file, destination name)``: when no ``sha256`` is published, a reason
+    to refuse the complete file, or None; ``chunk_size``: block size of ``file://`` copies (no retries there).
 
     Raises:
         DownloadError: bad URL, HTTP error, retries or deadline exhausted (URL, attempts, last cause named);
@@ -261,8 +232,8 @@ def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str 
         ValueError: malformed ``sha256`` or out-of-range numbers.
     """
     parts = urllib.parse.urlsplit(url)
-    if not (parts.scheme.lower() in ("http", "https") and parts.netloc or parts.scheme.lower() == "file"
-            and parts.netloc in ("", "localhost")):
+    local = parts.scheme.lower() == "file" and parts.netloc in ("", "localhost")
+    if not local and not (parts.scheme.lower() in ("http", "https") and parts.netloc):
         raise DownloadError(f"cannot download {url}: only http(s):// URLs and local file:// URLs are supported", url=url)
     expected = normalize_sha256(sha256) if sha256 is not None else None
     if retries < 0 or backoff < 0 or chunk_size <= 0 or (deadline is not None and not deadline > 0):
@@ -276,12 +247,12 @@ def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str 
     if force:
         part.unlink(missing_ok=True)
     elif destination.exists():
-        record, actual = read_manifest(destination.parent).get(destination.name, {}), file_digest(destination)
-        if actual == (expected or record.get("sha256")):
+        record, size = read_manifest(destination.parent).get(destination.name, {}), destination.stat().st_size
+        actual = file_digest(destination) if expected or record.get("size") == size else None
+        if actual is not None and actual == (expected or record.get("sha256")):
             if expected:
-                _set_entry(destination, {"url": url, "sha256": actual, "size": destination.stat().st_size,
-                                         "verified": True})
-            return DownloadResult(destination, url, actual, destination.stat().st_size, False, True)
+                _set_entry(destination, {"url": url, "sha256": actual, "size": size, "verified": True})
+            return DownloadResult(destination, url, actual, size, False, True)
         if expected:
             logger.warning("%s does not have the published sha256; moved to %s.corrupt", destination, destination.name)
             os.replace(destination, destination.with_name(destination.name + ".corrupt"))
@@ -289,7 +260,7 @@ def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str 
     with hf_tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress) as bar:
         for round_ in range(2):
             resumed = False
-            if parts.scheme.lower() == "file":
+            if local:
                 try:
                     with open(urllib.request.url2pathname(parts.path), "rb") as source, open(part, "wb") as target:
                         shutil.copyfileobj(source, target, chunk_size)
@@ -298,14 +269,14 @@ def download_file(url: str, destination: str | os.PathLike[str], *, sha256: str 
             else:
                 resumed = _http_download(url, part, retries, backoff, timeout, deadline, bar)
             actual = file_digest(part)
-            problem = archive_problem(part, destination.name) if expected is None else None
-            if actual == (expected or actual) and problem is None:
+            problem = check(part, destination.name) if expected is None and check is not None else None
+            if (expected is None or actual == expected) and problem is None:
                 break
             part.unlink()
             if round_:
                 if problem:
-                    raise ArchiveError(f"{url} gave a truncated or corrupt file twice ({problem}); nothing cached",
-                                       url=url)
+                    raise ArchiveError(f"{url} gave a truncated or corrupt file twice ({problem}); nothing was "
+                                       "cached", url=url)
                 raise ChecksumError(url, expected, actual)
             logger.warning("%s: %s; downloading once more from scratch", url, problem or "wrong sha256")
     size = part.stat().st_size
