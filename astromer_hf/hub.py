@@ -138,5 +138,6 @@ def publish_release(
 
 
 def download_release(name: str, *, revision: str | None = None, token: str | None = None) -> Path:
-    """Fetch and cache a named release ahead of time; the folder ``from_pretrained(name)`` will then load offline."""
-    return resolve_release(name, revision=revision, token=token)
+    """Fetch and cache a named release ahead of time; the folder ``from_pretrained(name)`` will then load offline. A
+    cached copy whose weights file is damaged is fetched again."""
+    return resolve_release(name, revision=revision, token=token, repair=True)

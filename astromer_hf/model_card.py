@@ -174,15 +174,18 @@ def card_for_folder(folder: str | Path, *, repo_id: str | None = None, **kwargs:
     """The card of a ``save_pretrained`` folder: its config, its parameter count, and, when the folder holds the
     ``training_metrics.json`` of :class:`~astromer_hf.training.SavePretrainedCallback`, its metrics and training
     settings (``kwargs`` override them)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     folder = Path(folder)
     config = AstromerConfig.from_pretrained(folder)
     n_parameters = None
     weights = folder / "model.safetensors"
     if weights.is_file():
-        with safe_open(str(weights), "pt") as tensors:
-            n_parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
+        try:
+            with safe_open(str(weights), "pt") as tensors:
+                n_parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
+        except SafetensorError as error:
+            raise OSError(f"{weights} is truncated or damaged ({error}); write the folder again.") from None
     record_path = folder / "training_metrics.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())

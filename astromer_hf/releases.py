@@ -36,6 +36,10 @@ class ReleaseNotFoundError(OSError):
     """A release name could not be resolved to weights by any of the allowed routes."""
 
 
+class CorruptedWeightsError(OSError):
+    """A weights file is truncated or damaged; the message names it and says how to replace it."""
+
+
 @dataclass(frozen=True)
 class Release:
     """One released model.
@@ -162,11 +166,62 @@ def _file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def fetch_official(release: Release, *, progress: bool = True) -> Path:
+def safetensors_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a ``.safetensors`` file cannot be loaded (truncated, damaged header ...), or None when its header and size
+    are sound. Cheap: reads the header only."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "np") as tensors:
+            tensors.keys()
+    except (SafetensorError, OSError) as error:
+        return str(error)
+    return None
+
+
+def _weights_problem(folder: Path) -> tuple[Path, str] | None:
+    """The first ``*.safetensors`` file of ``folder`` that cannot be loaded, with the reason."""
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = safetensors_problem(path)
+        if problem is not None:
+            return path, problem
+    return None
+
+
+def _how_to_replace(path: Path) -> str:
+    """What to do about a damaged weights file, depending on whose cache (if any) holds it."""
+    from huggingface_hub import constants
+
+    path = path.resolve()
+    cache = releases_dir().resolve()
+    if cache in path.parents:
+        name = path.relative_to(cache).parts[0]
+        return (
+            f"It belongs to the cached conversion of the Astromer release {name}: run `astromer download {name}`, "
+            f"which converts the official file again, or delete {path.parent}."
+        )
+    hub_cache = Path(constants.HF_HUB_CACHE).resolve()
+    if hub_cache in path.parents:
+        repo = hub_cache / path.relative_to(hub_cache).parts[0]
+        return (
+            f"It is a file of the Hugging Face cache: delete {repo} (or load with force_download=True) so that it is "
+            "downloaded again."
+        )
+    return (
+        f"Write {path.parent} again where it came from (`astromer convert`, `save_pretrained`, a fresh copy), or "
+        "delete it."
+    )
+
+
+def fetch_official(release: Release, *, progress: bool = True, repair: bool = False) -> Path:
     """Download (or reuse) the official file, verify its checksum, convert it once; the converted folder.
 
+    A cached conversion whose weights file is truncated or damaged is converted again when ``repair`` is set (what
+    ``astromer download`` does); otherwise it raises, naming the file and how to replace it.
+
     Raises:
-        ReleaseNotFoundError: offline with nothing cached, or the download failed (the URL is named).
+        ReleaseNotFoundError: offline with nothing cached, the cached conversion is damaged (without ``repair``), or the
+            download failed (the URL is named).
         astromer_hf.data.download.ChecksumError: the file does not have the published checksum (nothing is cached).
     """
     from .convert.convert_tf_checkpoint import convert_tf_checkpoint
@@ -174,7 +229,16 @@ def fetch_official(release: Release, *, progress: bool = True) -> Path:
 
     target = converted_path(release)
     if (target / "config.json").is_file():
-        return target
+        damaged = _weights_problem(target)
+        if damaged is None:
+            return target
+        path, problem = damaged
+        if not repair:
+            raise ReleaseNotFoundError(
+                f"{release.name}: the cached conversion {path} is truncated or damaged ({problem}). "
+                + _how_to_replace(path)
+            )
+        shutil.rmtree(target)  # the release cache is this package's own folder
     if _offline():
         raise ReleaseNotFoundError(
             f"{release.name}: HF_HUB_OFFLINE is set and the converted release is not cached at {target}; run "
@@ -201,19 +265,25 @@ def fetch_official(release: Release, *, progress: bool = True) -> Path:
     return target
 
 
-def resolve_release(name: str, *, revision: str | None = None, token: str | bool | None = None) -> Path:
-    """A local ``save_pretrained`` folder holding release ``name`` (see the module docstring for the order)."""
+def resolve_release(
+    name: str, *, revision: str | None = None, token: str | bool | None = None, repair: bool = False
+) -> Path:
+    """A local ``save_pretrained`` folder holding release ``name`` (see the module docstring for the order); with
+    ``repair``, a damaged cached conversion is converted again (see :func:`fetch_official`)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     release = get_release(name)
     tried: list[str] = []
     try:
-        return Path(snapshot_download(release.repo_id, revision=revision, token=token))
+        folder = Path(snapshot_download(release.repo_id, revision=revision, token=token))
+        if repair and _weights_problem(folder) is not None:
+            folder = Path(snapshot_download(release.repo_id, revision=revision, token=token, force_download=True))
+        return folder
     except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
         tried.append(f"hub repo {release.repo_id}: {type(error).__name__}: {str(error).splitlines()[0]}")
     try:
-        return fetch_official(release)
+        return fetch_official(release, repair=repair)
     except ReleaseNotFoundError as error:
         tried.append(f"official file {official_url(release)}: {error}")
     raise ReleaseNotFoundError(f"could not load Astromer release {name!r}:\n  - " + "\n  - ".join(tried))
@@ -227,6 +297,34 @@ def resolve_name_or_path(name_or_path, **hub_kwargs):
     return name_or_path
 
 
+def _from_safetensors(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is safetensors refusing a file."""
+    from safetensors import SafetensorError
+
+    while error is not None:
+        if isinstance(error, SafetensorError) or "Error while deserializing header" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _damaged_weights_message(name_or_path, error: BaseException, revision: str | None) -> str:
+    """Which weights file of ``name_or_path`` (a folder or a Hub id) is damaged, and how to replace it."""
+    candidates: list[Path] = []
+    if os.path.isdir(name_or_path):
+        candidates = sorted(Path(name_or_path).glob("*.safetensors"))
+    elif isinstance(name_or_path, str):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name_or_path, "model.safetensors", revision=revision)
+        candidates = [Path(cached)] if isinstance(cached, str) else []
+    for path in candidates:
+        problem = safetensors_problem(path)
+        if problem is not None:
+            return f"{path} is truncated or damaged ({problem}). " + _how_to_replace(path)
+    return f"The weights of {name_or_path} cannot be read: {error}"
+
+
 def _resolving(method):
     """Wrap a ``from_pretrained`` classmethod so that its first argument may be a release name."""
     function = method.__func__
@@ -236,7 +334,12 @@ def _resolving(method):
         path = resolve_name_or_path(pretrained_model_name_or_path, **kwargs)
         if path is not pretrained_model_name_or_path:
             kwargs.pop("revision", None)  # the revision was used to resolve the name
-        return function(cls, path, *args, **kwargs)
+        try:
+            return function(cls, path, *args, **kwargs)
+        except Exception as error:
+            if not _from_safetensors(error):
+                raise
+            raise CorruptedWeightsError(_damaged_weights_message(path, error, kwargs.get("revision"))) from error
 
     from_pretrained.__astromer_release_names__ = True
     return classmethod(from_pretrained)

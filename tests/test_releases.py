@@ -187,3 +187,49 @@ def test_the_registry_lists_the_releases_with_provenance():
     assert get_release("astromer-2-macho").filename == "pt_macho_v2_2025.zip"
     with pytest.raises(KeyError, match="known"):
         get_release("astromer-3")
+
+
+# ------------------------------------------------------------------------------------------------ damaged weights
+@pytest.mark.parametrize("keep", [0.5, 5 / 10_000], ids=["half", "header-only"])
+def test_a_truncated_weights_file_is_named_with_how_to_replace_it(tmp_path, keep):
+    from transformers import AutoModel
+
+    folder = tmp_path / "model"
+    AstromerModel(astromer_hf.AstromerConfig(hidden_size=16, num_attention_heads=2, intermediate_size=16)).save_pretrained(
+        folder
+    )
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: max(5, int(weights.stat().st_size * keep))])
+    for cls in (AstromerModel, AutoModel):
+        with pytest.raises(OSError) as info:
+            cls.from_pretrained(folder)
+        message = str(info.value)
+        assert str(weights) in message and "truncated or damaged" in message, message
+        assert "Error while deserializing header" in message and f"Write {folder} again" in message
+
+
+def test_a_damaged_cached_release_is_named_and_astromer_download_converts_it_again(release_env, archive):
+    release = get_release("astromer-base")
+    folder = fetch_official(release, progress=False)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ReleaseNotFoundError) as info:
+        fetch_official(release, progress=False)
+    message = str(info.value)
+    assert str(weights) in message and "truncated or damaged" in message
+    assert "`astromer download astromer-1-macho`" in message and f"delete {folder}" in message
+
+    # from_pretrained, offline, in a fresh process: the same explanation
+    load = "import astromer_hf\nfrom transformers import AutoModel\nAutoModel.from_pretrained('astromer-base')"
+    result = subprocess.run([sys.executable, "-c", load], env={**release_env, "HF_HUB_OFFLINE": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and str(weights) in result.stderr
+    assert "astromer download astromer-1-macho" in result.stderr
+
+    result = subprocess.run([sys.executable, "-m", "astromer_hf", "download", "astromer-base"], env=release_env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from astromer_hf.releases import safetensors_problem
+
+    assert safetensors_problem(weights) is None and archive.count("/macho_a0.zip") == 2
+    assert AstromerModel.from_pretrained(folder).config.hidden_size == 256
