@@ -114,6 +114,9 @@ def test_settings_are_converted_by_the_field_types_of_every_survey():
     assert check_settings(GaiaConfig, {"source_ids": [1, 2], "bands": "G", "class_names": None}) == {
         "source_ids": [1, 2], "bands": ("G",), "class_names": None}
     assert check_settings(GaiaConfig, {"name": "x", "data_files": None}) == {"name": "x", "data_files": None}
+    numpy_values = check_settings(GaiaConfig, {"source_ids": np.array([5, 6]), "batch_size": np.int64(2)})
+    assert numpy_values == {"source_ids": [5, 6], "batch_size": 2} and type(numpy_values["batch_size"]) is int
+    assert check_settings(ZtfConfig, {"radius_arcsec": np.float32(1.5)}) == {"radius_arcsec": 1.5}
     for settings, message in [
         ({"source_ids": "[1, 2.5]"}, "source_ids='[1, 2.5]' of gaia_dr3: expected a list (JSON or comma-separated), "
                                      "each an integer"),

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import gzip
 import json
+import numbers
 import os
 import re
 import tarfile
@@ -195,12 +196,12 @@ def _conform(value, hint):
         if isinstance(value, bool) or (text is not None and text.lower() in ("true", "false")):
             return value if isinstance(value, bool) else text.lower() == "true"
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
+            return int(value)
         if text is not None and _INTEGER_RE.fullmatch(text):
             return int(text)
     elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         with contextlib.suppress(ValueError):
             if text and text.lower() not in ("true", "false"):
@@ -232,7 +233,9 @@ def _conform(value, hint):
 
 
 def _decoded(value, kind: type):
-    """``value`` when it is a ``kind`` (list: list or tuple), the JSON text of one, else None."""
+    """``value`` when it is a ``kind`` (list: list, tuple or numpy array), the JSON text of one, else None."""
+    if kind is list and hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
     if isinstance(value, (list, tuple) if kind is list else dict):
         return list(value) if kind is list else value
     if isinstance(value, str):
