@@ -14,8 +14,10 @@
 If none of these gives the weights, a :class:`ReleaseNotFoundError` lists what was tried: random weights are never
 returned in their place. ``astromer download NAME`` runs steps 2-3 ahead of time (air-gapped clusters).
 
-Mirrors: ``ASTROMER_HF_RELEASE_MIRROR=https://host/path`` fetches every official file from ``<mirror>/<file name>``
-instead of its publisher (the checksum is still verified).
+Mirrors: ``ASTROMER_HF_RELEASE_MIRROR`` fetches every official file from ``<mirror>/<file name>`` instead of its
+publisher (the checksum is still verified). It may be a plain folder path, a ``file://`` URL or an ``http(s)://`` URL;
+a local mirror also works with ``HF_HUB_OFFLINE=1``, which is the offline route: copy the official file into a folder
+and point the variable at it.
 """
 
 from __future__ import annotations
@@ -146,10 +148,33 @@ def converted_path(release: Release) -> Path:
     return releases_dir() / release.name / f"{algorithm}-{digest[:16]}"
 
 
+def _mirror() -> str | None:
+    """``$ASTROMER_HF_RELEASE_MIRROR`` as a URL without a trailing slash (a plain folder path becomes ``file://``)."""
+    mirror = os.environ.get("ASTROMER_HF_RELEASE_MIRROR", "").strip()
+    if not mirror:
+        return None
+    if "://" not in mirror:
+        return Path(mirror).expanduser().resolve().as_uri()
+    return mirror.rstrip("/")
+
+
 def official_url(release: Release) -> str:
-    """The official file's URL, or its copy on ``$ASTROMER_HF_RELEASE_MIRROR``."""
-    mirror = os.environ.get("ASTROMER_HF_RELEASE_MIRROR")
-    return f"{mirror.rstrip('/')}/{release.filename}" if mirror else release.url
+    """The official file's URL, or its copy on ``$ASTROMER_HF_RELEASE_MIRROR`` (a folder path or a URL)."""
+    mirror = _mirror()
+    return f"{mirror}/{release.filename}" if mirror else release.url
+
+
+def what_to_do_without_network(release: Release) -> str:
+    """One paragraph: the ways to get a release onto a machine that cannot download it."""
+    algorithm, digest = release.checksum
+    return (
+        f"To get {release.name} where there is no network: run `astromer download {release.name}` on a machine that "
+        f"has network and copy its cache ({releases_dir()}, or the folder ASTROMER_HF_RELEASES names) to this one; or "
+        f"put the official file {release.filename} ({release.url}, {algorithm} {digest}) in a folder and set "
+        "ASTROMER_HF_RELEASE_MIRROR to that folder (a file:// or http(s):// URL of a copy works too), then load the "
+        f"name again, also with HF_HUB_OFFLINE=1; or convert the file yourself with `astromer convert --from-tf "
+        f"{release.filename} --out DIR` and load DIR."
+    )
 
 
 def _offline() -> bool:
@@ -239,7 +264,7 @@ def fetch_official(release: Release, *, progress: bool = True, repair: bool = Fa
                 + _how_to_replace(path)
             )
         shutil.rmtree(target)  # the release cache is this package's own folder
-    if _offline():
+    if _offline() and not official_url(release).startswith("file:"):
         raise ReleaseNotFoundError(
             f"{release.name}: HF_HUB_OFFLINE is set and the converted release is not cached at {target}; run "
             f"`astromer download {release.name}` once with network access"
@@ -286,7 +311,10 @@ def resolve_release(
         return fetch_official(release, repair=repair)
     except ReleaseNotFoundError as error:
         tried.append(f"official file {official_url(release)}: {error}")
-    raise ReleaseNotFoundError(f"could not load Astromer release {name!r}:\n  - " + "\n  - ".join(tried))
+    raise ReleaseNotFoundError(
+        f"could not load Astromer release {name!r}:\n  - " + "\n  - ".join(tried) + "\n\n"
+        + what_to_do_without_network(release)
+    )
 
 
 def resolve_name_or_path(name_or_path, **hub_kwargs):

@@ -233,3 +233,62 @@ def test_a_damaged_cached_release_is_named_and_astromer_download_converts_it_aga
 
     assert safetensors_problem(weights) is None and archive.count("/macho_a0.zip") == 2
     assert AstromerModel.from_pretrained(folder).config.hidden_size == 256
+
+
+# ------------------------------------------------------------------------------------------------ offline routes
+def test_the_documented_offline_route_with_a_local_folder_works(release_env, reference_dir, archive, tmp_path):
+    """docs/pretrained.md's commands, run as they are in bash with HF_HUB_OFFLINE=1 and a dead Hub: the mirror is a
+    plain folder holding the official zip."""
+    import re
+
+    text = (ROOT / "docs" / "pretrained.md").read_text()
+    commands = re.search(r"## Offline, from a local copy of the official file.*?```bash\n(.*?)```", text, re.S).group(1)
+    assert "ASTROMER_HF_RELEASE_MIRROR=/data/astromer-files" in commands and "HF_HUB_OFFLINE=1" in commands
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "macho_a0.zip").symlink_to(reference_dir / "macho_a0.zip")  # "the official file, copied here"
+    env = {k: v for k, v in release_env.items() if k != "ASTROMER_HF_RELEASE_MIRROR"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `astromer` and `python`
+    script = commands.replace("/data/astromer-files", str(tmp_path / "astromer-files"))
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "256"
+    assert (converted_path(get_release("astromer-base")) / "model.safetensors").is_file()
+    assert archive.count("/macho_a0.zip") == 0  # nothing came over the network
+
+
+def test_without_network_the_error_says_what_to_do_in_one_paragraph(release_env):
+    env = {**release_env, "ASTROMER_HF_RELEASE_MIRROR": f"http://127.0.0.1:{_dead_port()}/files"}
+    load = "import astromer_hf\nfrom transformers import AutoModel\nAutoModel.from_pretrained('astromer-base')"
+    for command in ([sys.executable, "-m", "astromer_hf", "download", "astromer-base"], [sys.executable, "-c", load]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0
+        advice = [p for p in result.stderr.split("\n\n") if "astromer convert --from-tf" in p]
+        assert len(advice) == 1, result.stderr[-3000:]
+        for route in ("`astromer download astromer-1-macho` on a machine that has network", "ASTROMER_HF_RELEASE_MIRROR",
+                      "in a folder", "file://", "http(s)://", "`astromer convert --from-tf macho_a0.zip --out DIR`",
+                      "https://github.com/astromer-science/weights/raw/main/macho_a0.zip"):
+            assert route in advice[0], (route, advice[0])
+
+
+def test_the_mirror_may_be_a_folder_path_or_a_url(monkeypatch, tmp_path):
+    from astromer_hf.releases import official_url
+
+    release = get_release("astromer-base")
+    for mirror, expected in ((str(tmp_path), tmp_path.as_uri()), (f"{tmp_path}/", tmp_path.as_uri()),
+                             (tmp_path.as_uri(), tmp_path.as_uri()), ("https://mirror.example/astromer/", "https://mirror.example/astromer")):
+        monkeypatch.setenv("ASTROMER_HF_RELEASE_MIRROR", mirror)
+        assert official_url(release) == f"{expected}/macho_a0.zip"
+
+
+def test_converting_a_missing_release_file_says_where_the_official_one_lives(tmp_path, capsys):
+    from astromer_hf.cli import main
+
+    assert main(["convert", "--from-tf", str(tmp_path / "macho_a0.zip"), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "No checkpoint at" in error and "https://github.com/astromer-science/weights/raw/main/macho_a0.zip" in error
+    assert "76a204a37a0d47bfd722477f55231624c0c56cf9eea3369b5f22ff445d95158b" in error
+    assert "`astromer download astromer-1-macho`" in error
+    assert main(["convert", "--from-tf", str(tmp_path / "mine.zip"), "--out", str(tmp_path / "out")]) == 2
+    assert "official" not in capsys.readouterr().err
