@@ -205,7 +205,16 @@ def _summary(workdir: Path) -> dict:
 def test_quickstart_trains_logs_to_wandb_offline_and_writes_a_loadable_model(tmp_path, isolated_env):
     result = _lightning(_quickstart(), tmp_path, isolated_env)
     assert "wandb sync" in result.stdout + result.stderr  # offline, and says how to upload
-    assert "Epoch 2" in result.stdout + result.stderr  # the progress bar
+    # Output to a pipe, not a terminal: one line per epoch instead of a progress bar, then a summary.
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" · ")[0] for line in epoch_lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("val RMSE" in line and "baseline" in line and "R²" in line and "windows/s" in line
+               for line in epoch_lines)
+    assert "ETA" in epoch_lines[0] and "train RMSE" in epoch_lines[0]
+    assert "Finished after 3 epoch(s)" in result.stdout
+    assert "outputs/quickstart/pretrained/best" in result.stdout and "last.ckpt" in result.stdout
+    assert "Writing model shards" not in result.stdout + result.stderr
+    assert "weights_only" not in result.stdout + result.stderr
 
     run = _summary(tmp_path)
     for key in ("train/loss_step", "train/lr", "train/grad_norm", "train/windows_per_sec"):

@@ -300,3 +300,31 @@ def test_last_checkpoint_settings_are_checked():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="every_n_train_steps"):
             LastCheckpoint(dirpath="ckpt", every_n_train_steps=bad)
+
+
+def test_epoch_log_progress_prints_each_epoch_with_its_own_metrics(prepared, tmp_path, capsys):
+    """In a log file: one line per epoch with that epoch's training and validation metrics, the windows per second
+    and the time left; the training metrics of epoch k are printed on epoch k's line, not the next one."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from astromer_hf.training.progress import EpochLogProgress, fit_summary
+
+    pl.seed_everything(0)
+    data = AstromerDataModule(path=str(prepared), batch_size=32)
+    module = AstromerPretraining(model="astromer-1", config_overrides=TINY)
+    logger = CSVLogger(str(tmp_path / "logs"), name="run")
+    saver = SavePretrainedCallback(dirpath=str(tmp_path / "pretrained"))
+    trainer = _trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=2, logger=logger,
+                       callbacks=[EpochLogProgress(), saver], enable_progress_bar=True)
+    trainer.fit(module, data)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" · ")[:2] for line in lines] == [["epoch 1/2", "step 3"], ["epoch 2/2", "step 6"]]
+    logged = list(csv.DictReader((Path(logger.log_dir) / "metrics.csv").open()))
+    train_rmse = [float(row["train/rmse"]) for row in logged if row.get("train/rmse")]
+    for line, value in zip(lines, train_rmse):
+        assert f"train RMSE {value:.4g}" in line
+        assert "val RMSE" in line and "windows/s" in line
+    assert "ETA" in lines[0]
+    summary = fit_summary(trainer, elapsed=12.0)
+    assert summary.startswith("Finished after 2 epoch(s), 6 steps in 12 s")
+    assert f"best:         val/rmse {saver.best_score:.4g}" in summary and str(saver.best_path) in summary

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from transformers.utils import logging as transformers_logging
 
 from ..hub import push_folder_to_hub
 from ..model_card import card_for_folder
@@ -79,6 +80,8 @@ class SavePretrainedCallback(pl.Callback):
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".best-", dir=self.dirpath))
+        bars_were_on = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # no "Writing model shards" bar at every improvement
         try:
             pl_module.model.save_pretrained(staging)
             processor = getattr(trainer.datamodule, "processor", None) if trainer.datamodule is not None else None
@@ -103,6 +106,8 @@ class SavePretrainedCallback(pl.Callback):
             shutil.rmtree(previous, ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            if bars_were_on:
+                transformers_logging.enable_progress_bar()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run or not self.best_path.exists():

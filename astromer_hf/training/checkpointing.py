@@ -136,4 +136,4 @@ class LastCheckpoint(ModelCheckpoint):
             return
         if batch_idx + 1 >= trainer.num_training_batches:
             return  # the epoch ends with this batch: its end-of-epoch checkpoint follows
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=self.save_weights_only)

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .checkpointing import AtomicCheckpointIO
+from .progress import EpochLogProgress, fit_summary
 
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 #: The file the resolved configuration is written to. Not ``config.yaml``: W&B keeps its own file of that name in
@@ -64,11 +66,17 @@ class AstromerCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if not sys.stdout.isatty():
+            # Output going to a file (nohup, SLURM, CI): one line per epoch instead of an animated bar.
+            for index, callback in enumerate(trainer.callbacks):
+                if type(callback) in (TQDMProgressBar, RichProgressBar):
+                    trainer.callbacks[index] = EpochLogProgress()
         return trainer
 
     def before_fit(self) -> None:
         """``--ckpt_path last`` with no last checkpoint yet (a run stopped before writing its first one) starts from
         the beginning, as Lightning does, but says so in one plain line instead of Lightning's warning."""
+        self._fit_started = time.monotonic()
         settings = self.config_init[self.subcommand]
         if settings.get("ckpt_path") != "last":
             return
@@ -80,6 +88,12 @@ class AstromerCLI(LightningCLI):
         rank_zero_info(f"--ckpt_path last: no last checkpoint in {shown} yet (the run stopped before writing its "
                        "first one); training starts from the beginning.")
         settings["ckpt_path"] = None
+
+    def after_fit(self) -> None:
+        """End the fit with its outcome: final and best metrics, where the model, checkpoints and logs are."""
+        if self.trainer.is_global_zero and not self.trainer.fast_dev_run:
+            elapsed = time.monotonic() - getattr(self, "_fit_started", time.monotonic())
+            print(fit_summary(self.trainer, elapsed), flush=True)
 
     @staticmethod
     def configure_optimizers(lightning_module: LightningModule, optimizer, lr_scheduler=None) -> Any:
