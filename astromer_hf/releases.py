@@ -23,13 +23,13 @@ and point the variable at it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .citations import CITATION_ASTROMER_1, CITATION_ASTROMER_2
+from .hashing import file_digest
 
 CHECKSUM_ALGORITHMS = ("sha256", "md5")
 
@@ -183,14 +183,6 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def safetensors_problem(path: str | os.PathLike[str]) -> str | None:
     """Why a ``.safetensors`` file cannot be loaded (truncated, damaged header ...), or None when its header and size
     are sound. Cheap: reads the header only."""
@@ -281,7 +273,7 @@ def fetch_official(release: Release, *, progress: bool = True, repair: bool = Fa
         raise ReleaseNotFoundError(f"{release.name}: downloading the official file failed: {error}") from error
     try:
         if algorithm != "sha256":
-            actual = _file_digest(destination, algorithm)
+            actual = file_digest(destination, algorithm)
             if actual != expected:
                 raise ChecksumError(url, f"{algorithm}:{expected}", f"{algorithm}:{actual}")
         convert_tf_checkpoint(destination, target, overwrite=True)  # written beside `target`, renamed when complete

@@ -510,3 +510,18 @@ def test_weights_that_are_not_float32_are_cast_and_said_so_and_nan_is_refused(ed
     with pytest.raises(ValueError, match=r"must be real numbers.*wq/kernel.*complex64"):
         convert_tf_checkpoint(editable_checkpoint, tmp_path / "complex")
     assert not (tmp_path / "nan").exists() and not (tmp_path / "complex").exists()
+
+
+def test_the_converter_and_the_releases_hash_files_with_the_package_helper():
+    """One SHA-256 file-hashing helper for the whole package (astromer_hf/hashing.py), no hashlib loops of their own."""
+    import ast
+
+    graph = _package_imports()
+    package = Path(__file__).resolve().parents[1] / "astromer_hf"
+    for module in ("convert/convert_tf_checkpoint.py", "releases.py"):
+        name = "astromer_hf." + module.removesuffix(".py").replace("/", ".")
+        assert "astromer_hf.hashing" in graph[name], name
+    for path in [*(package / "convert").glob("*.py"), package / "releases.py", package / "hub.py", package / "model_card.py"]:
+        imported = {alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        assert "hashlib" not in imported, path

@@ -23,7 +23,6 @@ what an earlier conversion wrote (otherwise it is kept beside the new one as ``<
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import sys
@@ -40,6 +39,7 @@ from typing import BinaryIO
 import torch
 
 from ..configuration_astromer import AstromerConfig
+from ..hashing import file_digest
 from .keras_h5 import list_keras_h5, read_keras_h5
 from .tf_bundle import MAX_INDEX_BYTES, BundleIndex, ShardOpener, parse_index, read_bundle
 from .weight_mapping import check_dtypes, plan_mapping, to_parameter
@@ -480,12 +480,8 @@ def _read_weights(
 
 
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a file (:func:`astromer_hf.hashing.file_digest`)."""
+    return file_digest(path, "sha256")
 
 
 def render_model_card(
