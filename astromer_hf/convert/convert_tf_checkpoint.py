@@ -466,8 +466,7 @@ def _read_weights(
         arrays = read_keras_h5(h5_path, names=list(plan))
     else:
         folder = _parent(checkpoint.weights_name)
-        with _archive_errors(str(files.source)):
-            arrays = read_bundle(index, files.shard_opener(folder, weight_limit, n_parameters), names=list(plan))
+        arrays = read_bundle(index, files.shard_opener(folder, weight_limit, n_parameters), names=list(plan))
     state, notes = {}, []
     for raw_name, target in plan.items():
         state[target], note = to_parameter(raw_name, arrays.pop(raw_name), target)
