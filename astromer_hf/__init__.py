@@ -1,83 +1,75 @@
 """Astromer, the transformer foundation model for astronomical light curves, on PyTorch and the Hugging Face stack.
 
-Importing the package registers the Astromer classes with the ``transformers`` Auto classes:
+The Astromer classes answer to the ``transformers`` Auto classes:
 
-=========================================  ===========================================
-``AutoConfig``                             :class:`AstromerConfig`
-``AutoModel``                              :class:`AstromerModel`
-``AutoModelForPreTraining``                :class:`AstromerForMaskedReconstruction`
-``AutoModelForSequenceClassification``     :class:`AstromerForLightCurveClassification`
-``AutoFeatureExtractor``, ``AutoProcessor``  :class:`AstromerProcessor`
-=========================================  ===========================================
+=============================================  ===========================================
+``AutoConfig``                                 :class:`AstromerConfig`
+``AutoModel``                                  :class:`AstromerModel`
+``AutoModelForPreTraining``                    :class:`AstromerForMaskedReconstruction`
+``AutoModelForSequenceClassification``         :class:`AstromerForLightCurveClassification`
+``AutoFeatureExtractor``, ``AutoProcessor``    :class:`AstromerProcessor`
+=============================================  ===========================================
 
-Saved folders also carry the modeling code (``auto_map``), so they load with ``trust_remote_code=True`` where this
-package is not installed.
+and their ``from_pretrained`` (and the Astromer classes') load the named releases:
+``AutoModel.from_pretrained("astromer-base")`` (see :mod:`astromer_hf.releases`). Saved folders also carry the
+modeling code (``auto_map``), so they load with ``trust_remote_code=True`` where this package is not installed.
 
-It also lets these classes (and ``AstromerConfig``, ``AstromerProcessor``, the Astromer models) load the named
-releases: ``AutoModel.from_pretrained("astromer-base")`` (see :mod:`astromer_hf.releases`).
+Importing the package is cheap: the classes below are imported on first use, and the Auto classes learn about
+Astromer when transformers imports them (:mod:`astromer_hf.auto_registration`).
 """
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-    AutoProcessor,
-)
+from __future__ import annotations
 
-from .configuration_astromer import ASTROMER_PRESETS, AstromerConfig
-from .modeling_astromer import (
-    AstromerClassificationOutput,
-    AstromerForLightCurveClassification,
-    AstromerForMaskedReconstruction,
-    AstromerMaskedReconstructionOutput,
-    AstromerModel,
-    AstromerModelOutput,
-    AstromerPreTrainedModel,
-)
-from .processing_astromer import AstromerProcessor
-from .releases import RELEASES, install_release_names
+import importlib
+from typing import TYPE_CHECKING
+
+from . import auto_registration
 
 __version__ = "0.1.0.dev0"
 
-AutoConfig.register(AstromerConfig.model_type, AstromerConfig, exist_ok=True)
-AutoModel.register(AstromerConfig, AstromerModel, exist_ok=True)
-AutoModelForPreTraining.register(AstromerConfig, AstromerForMaskedReconstruction, exist_ok=True)
-AutoModelForSequenceClassification.register(AstromerConfig, AstromerForLightCurveClassification, exist_ok=True)
-AutoFeatureExtractor.register(AstromerConfig, AstromerProcessor, exist_ok=True)
-AutoProcessor.register(AstromerConfig, AstromerProcessor, exist_ok=True)
+#: Public name -> the module that defines it (imported on first access).
+_EXPORTS = {
+    "ASTROMER_PRESETS": "configuration_astromer",
+    "AstromerConfig": "configuration_astromer",
+    "AstromerPreTrainedModel": "modeling_astromer",
+    "AstromerModel": "modeling_astromer",
+    "AstromerForMaskedReconstruction": "modeling_astromer",
+    "AstromerForLightCurveClassification": "modeling_astromer",
+    "AstromerModelOutput": "modeling_astromer",
+    "AstromerMaskedReconstructionOutput": "modeling_astromer",
+    "AstromerClassificationOutput": "modeling_astromer",
+    "AstromerProcessor": "processing_astromer",
+    "RELEASES": "releases",
+}
 
-# Record the code in saved folders so they load with `trust_remote_code=True` without this package.
-AstromerConfig.register_for_auto_class()
-AstromerModel.register_for_auto_class("AutoModel")
-AstromerForMaskedReconstruction.register_for_auto_class("AutoModelForPreTraining")
-AstromerForLightCurveClassification.register_for_auto_class("AutoModelForSequenceClassification")
-AstromerProcessor.register_for_auto_class("AutoFeatureExtractor")
+__all__ = list(_EXPORTS)
 
-# Release names ("astromer-base", ...) resolve to folders in from_pretrained.
-install_release_names(
-    AutoConfig,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-    AutoFeatureExtractor,
-    AutoProcessor,
-    AstromerConfig,
-    AstromerPreTrainedModel,
-    AstromerProcessor,
-)
 
-__all__ = [
-    "ASTROMER_PRESETS",
-    "RELEASES",
-    "AstromerConfig",
-    "AstromerPreTrainedModel",
-    "AstromerModel",
-    "AstromerForMaskedReconstruction",
-    "AstromerForLightCurveClassification",
-    "AstromerModelOutput",
-    "AstromerMaskedReconstructionOutput",
-    "AstromerClassificationOutput",
-    "AstromerProcessor",
-]
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'astromer_hf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above are imported on first use
+    from .configuration_astromer import ASTROMER_PRESETS, AstromerConfig
+    from .modeling_astromer import (
+        AstromerClassificationOutput,
+        AstromerForLightCurveClassification,
+        AstromerForMaskedReconstruction,
+        AstromerMaskedReconstructionOutput,
+        AstromerModel,
+        AstromerModelOutput,
+        AstromerPreTrainedModel,
+    )
+    from .processing_astromer import AstromerProcessor
+    from .releases import RELEASES
+
+auto_registration.install()

@@ -173,4 +173,8 @@ ASTROMER_PRESETS: dict[str, dict] = {
     ),
 }
 
+# Saved configurations name this class in their `auto_map`, so they load with `trust_remote_code=True` where this
+# package is not installed.
+AstromerConfig.register_for_auto_class()
+
 __all__ = ["AstromerConfig", "ASTROMER_PRESETS"]

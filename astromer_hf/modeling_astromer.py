@@ -848,6 +848,12 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         )
 
 
+# Saved folders name these classes in their `auto_map` (see REMOTE_CODE_AUTO_MAP), so they load with
+# `trust_remote_code=True` where this package is not installed.
+AstromerModel.register_for_auto_class("AutoModel")
+AstromerForMaskedReconstruction.register_for_auto_class("AutoModelForPreTraining")
+AstromerForLightCurveClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
 __all__ = [
     "AstromerPreTrainedModel",
     "AstromerModel",

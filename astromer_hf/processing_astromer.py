@@ -203,6 +203,10 @@ class AstromerProcessor(FeatureExtractionMixin):
         }
 
 
+# Saved processor configurations name this class in their `auto_map`, for `trust_remote_code=True` loading.
+AstromerProcessor.register_for_auto_class("AutoFeatureExtractor")
+
+
 def _positive_int(value: Any, name: str, minimum: int) -> int:
     """``value`` as an int after checking it is an integer not below ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
