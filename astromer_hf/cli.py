@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -115,15 +116,10 @@ def _parse_setting(text: str) -> tuple[str, str]:
 
 
 def _data_prepare(args: argparse.Namespace) -> int:
-    from .data.download import DownloadError
     from .data.prepare import format_summary, dataset_summary, prepare_dataset
 
     settings = dict(args.set or [])
-    try:
-        prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
-    except DownloadError as error:  # a network failure, not a bug: say which file, without a traceback
-        print(f"astromer data prepare: error: {error}", file=sys.stderr)
-        return 2
+    prepare_dataset(args.survey, args.out, config=args.config, overwrite=args.overwrite, **settings)
     print(f"Prepared {args.survey} -> {args.out}")
     print(format_summary(dataset_summary(args.out)))
     return 0
@@ -188,14 +184,36 @@ def _pool_per_curve(states, attention_mask, curve_index, n_curves: int):
     return sums / counts.clamp_min(1.0)[:, None]
 
 
+class _LazyEpilogParser(argparse.ArgumentParser):
+    """An argument parser whose epilog is computed only when the help is printed (it imports the survey builders,
+    which ``astromer --help`` and every other command need not pay for)."""
+
+    def __init__(self, *args, epilog_factory=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.epilog_factory = epilog_factory
+
+    def format_help(self) -> str:
+        if self.epilog_factory is not None and self.epilog is None:
+            self.epilog = self.epilog_factory()
+        return super().format_help()
+
+
+def _surveys_help() -> str:
+    from .data.prepare import surveys_help
+
+    return surveys_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astromer",
         description="Astromer light-curve transformer tools.",
         epilog="Training: astromer {fit,validate,test,predict} --config RECIPE.yaml (the Lightning CLI; "
-        "`astromer fit --help` lists its options).",
+        "`astromer fit --help` lists its options). Errors print one line; --debug (or ASTROMER_HF_DEBUG=1) shows "
+        "the full traceback.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_LazyEpilogParser)
 
     convert = commands.add_parser("convert", help="convert an original TensorFlow checkpoint")
     convert.add_argument("--from-tf", required=True, metavar="PATH", help="released zip or checkpoint folder")
@@ -230,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="prepare and inspect survey datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
-    prepare = data_commands.add_parser("prepare", help="build a survey into train/validation/test Arrow splits")
+    prepare = data_commands.add_parser("prepare", help="build a survey into train/validation/test Arrow splits",
+                                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                                       epilog_factory=_surveys_help)
     prepare.add_argument("survey", help="survey name, e.g. synthetic")
     prepare.add_argument("--config", help="builder configuration, e.g. macho / ogle / ztf for synthetic")
     prepare.add_argument("--set", action="append", type=_parse_setting, metavar="KEY=VALUE",
@@ -251,17 +271,111 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def debug_requested(argv: list[str]) -> bool:
+    """``--debug`` among the arguments (removed from them), or ``ASTROMER_HF_DEBUG`` set to a true value."""
+    if "--debug" in argv:
+        argv.remove("--debug")
+        return True
+    return os.environ.get("ASTROMER_HF_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+#: Errors that say what is wrong with the user's input, files or network: their message is enough. Anything else
+#: is shown with its type, so that a bug is still recognisable without the traceback.
+EXPECTED_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError)
+
+
+def error_message(error: BaseException) -> str:
+    """One readable line (or paragraph) for an error, without the traceback.
+
+    An error that jsonargparse raised while building a recipe's class (its message dumps the whole configuration)
+    is replaced by the error that caused it, which names the problem.
+    """
+    while error.__cause__ is not None and type(error).__module__.startswith("jsonargparse") or (
+        error.__cause__ is not None and "Does not validate against any of the Union subtypes" in str(error)
+    ):
+        error = error.__cause__
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    text = text.strip() or type(error).__name__
+    return text if isinstance(error, EXPECTED_ERRORS) else f"{type(error).__name__}: {text}"
+
+
+def report_error(command: str, error: BaseException) -> None:
+    print(f"{command}: error: {error_message(error)}", file=sys.stderr)
+    print("(run again with --debug, or ASTROMER_HF_DEBUG=1, for the full traceback)", file=sys.stderr)
+
+
+def _lightning_command_note(argv: Sequence[str]) -> None:
+    """One line on stderr when the ``lightning`` command pip wrote for astromer_hf is gone or another package's.
+
+    astromer_hf and lightning-sdk both install ``bin/lightning``: pip gives it to the package installed last and
+    deletes it when either is uninstalled (docs/training.md, "The `lightning` and `astromer fit` commands"). Checked
+    on ``astromer fit|validate|test|predict`` and ``astromer --help`` only: it reads our RECORD and the file it lists,
+    and stays silent when astromer_hf is not installed (a checkout on PYTHONPATH) or in a DDP worker.
+    """
+    import os
+    import shlex
+    from importlib import metadata
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    command = next((argument for argument in argv if not argument.startswith("-")), None)  # None: `astromer --help`
+    if command not in (None, *TRAINER_COMMANDS) or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    # The first installed astromer_hf whose RECORD lists the script (an egg-info in the working directory lists none).
+    found = next(((dist, entry) for dist in metadata.distributions(name="astromer_hf") for entry in dist.files or ()
+                  if entry.name in ("lightning", "lightning.exe")), None)
+    if found is None:
+        return
+    dist, entry = found
+    script = os.path.normpath(dist.locate_file(entry))
+    try:
+        with open(script, "rb") as handle:
+            content = handle.read(1 << 20)
+    except FileNotFoundError:
+        content = None
+    except OSError:
+        return
+    if content is not None and b"astromer_hf" in content:
+        return  # ours: `lightning fit` trains, and other subcommands reach lightning-sdk
+    origin = json.loads(dist.read_text("direct_url.json") or "{}")  # how pip installed astromer_hf, to redo it
+    if origin.get("url", "").startswith("file:"):
+        editable = origin.get("dir_info", {}).get("editable")
+        source = ("-e " if editable else "") + shlex.quote(url2pathname(urlsplit(origin["url"]).path))
+    elif "vcs_info" in origin:
+        vcs = origin["vcs_info"]
+        source = shlex.quote(f"astromer_hf @ {vcs['vcs']}+{origin['url']}@{vcs.get('commit_id', '')}".rstrip("@"))
+    else:
+        source = f"astromer_hf=={dist.version}"
+    if content is None:
+        state = "is missing (uninstalling lightning-sdk deletes it, even when astromer_hf wrote it last)"
+    elif b"lightning_sdk" in content:
+        state = "is lightning-sdk's (installed after astromer_hf), which has no `fit`"
+    else:
+        state = "is another package's"
+    print(f"astromer: note: {script} {state}; `astromer fit --config RECIPE.yaml` trains the same way, and "
+          f"`pip install --force-reinstall --no-deps {source}` restores astromer_hf's `lightning` (it passes "
+          "lightning-sdk's own commands on to lightning-sdk).", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _lightning_command_note(argv)
+    debug = debug_requested(argv)
     if argv and argv[0] in TRAINER_COMMANDS:
         from .training.cli import astromer_cli_main
 
-        return astromer_cli_main(argv)
+        return astromer_cli_main(argv, debug=debug)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, OSError) as error:
-        print(f"astromer {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("astromer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        command = " ".join(["astromer", args.command, *([args.data_command] if args.command == "data" else [])])
+        report_error(command, error)
         return 2
 
 

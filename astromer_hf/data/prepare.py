@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import textwrap
 import re
 import shutil
 import tempfile
@@ -53,6 +54,44 @@ def builder_class(survey: str) -> type[LightCurveBuilder]:
         raise ValueError(f"unknown survey {survey!r}; available: {sorted(SURVEY_BUILDERS)}")
     module, name = SURVEY_BUILDERS[survey].split(":")
     return getattr(importlib.import_module(module), name)
+
+
+#: Fields every datasets BuilderConfig has, which are not survey settings.
+_BASE_CONFIG_FIELDS = {"name", "version", "data_dir", "data_files", "description"}
+
+
+def surveys_help() -> str:
+    """The surveys, their configurations and their ``--set`` fields with defaults (for ``data prepare --help``)."""
+    import dataclasses
+
+    from .builder import LightCurveConfig
+
+    def settings(config_class, skip) -> str:
+        parts = []
+        for field in dataclasses.fields(config_class):
+            if field.name in skip:
+                continue
+            default = field.default
+            if default is dataclasses.MISSING:
+                default = field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+            parts.append(f"{field.name}={default!r}")
+        return "\n".join("      " + line for line in textwrap.wrap(", ".join(parts), 100))
+
+    shared = {field.name for field in dataclasses.fields(LightCurveConfig)}
+    lines = ["every survey's settings (--set KEY=VALUE, default shown):",
+             settings(LightCurveConfig, _BASE_CONFIG_FIELDS), "",
+             "surveys (SURVEY), their configurations (--config) and their own settings:"]
+    for survey in SURVEY_BUILDERS:
+        builder = builder_class(survey)
+        configs = ", ".join(
+            f"{config.name}{' (default)' if config.name == builder.DEFAULT_CONFIG_NAME else ''}"
+            for config in builder.BUILDER_CONFIGS
+        )
+        lines.append(f"  {survey}: --config {configs}")
+        own = settings(builder.BUILDER_CONFIG_CLASS, shared)
+        if own:
+            lines.append(own)
+    return "\n".join(lines)
 
 
 def prepare_dataset(

@@ -4,9 +4,18 @@ Lightning 2.6 installs no ``lightning`` command, and the ``lightning-sdk`` packa
 cloud (``login``, ``studio``, ...) with no ``fit``. astromer_hf installs ``lightning`` (:func:`lightning_main`):
 ``fit`` / ``validate`` / ``test`` / ``predict`` run a generic :class:`~lightning.pytorch.cli.LightningCLI` in
 subclass mode (any LightningModule and LightningDataModule named by ``class_path`` in the YAML); every other
-subcommand goes to ``lightning-sdk``'s command when that package is installed. pip lets the package installed last
-own ``bin/lightning``; ``astromer fit`` (:func:`astromer_cli_main`) is the same CLI under our own name, with the
-Astromer classes as defaults, and ``python -m astromer_hf fit`` runs it too.
+subcommand goes to ``lightning-sdk``'s command when that package is installed, so with ours in ``bin/lightning``
+both packages' commands work. ``astromer fit`` (:func:`astromer_cli_main`) is the same CLI under our own name, with
+the Astromer classes as defaults, and ``python -m astromer_hf fit`` runs it too.
+
+The two packages share ``bin/lightning``, and pip (23 to 26) arbitrates nothing: it overwrites the file with the
+script of the package installed last, without a warning, and uninstalling either package deletes the file (pip
+removes what the package's RECORD lists, whoever wrote it last). So after ``pip install lightning-sdk`` following
+astromer_hf, ``lightning fit`` reaches lightning-sdk ("No such command 'fit'"), and after ``pip uninstall
+lightning-sdk`` there may be no ``lightning`` at all. ``astromer fit|validate|test|predict`` and ``astromer --help``
+check the file our RECORD lists and say in one line on stderr when it is missing or another package's, with the
+``pip install --force-reinstall --no-deps ...`` that restores it (``astromer_hf.cli._lightning_command_note``;
+docs/training.md, "The `lightning` and `astromer fit` commands").
 """
 
 from __future__ import annotations
@@ -123,7 +132,24 @@ class AstromerDefaultsCLI(AstromerCLI):
         )
 
 
-def _run(cli_class: type[AstromerCLI], argv: Sequence[str]) -> int:
+def _run(cli_class: type[AstromerCLI], argv: Sequence[str], debug: bool = False, program: str = "lightning") -> int:
+    """Run the CLI; an error ends with one message naming it (the traceback with ``debug``)."""
+    from ..cli import report_error
+
+    try:
+        _instantiate(cli_class, argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        report_error(" ".join([program, *argv[:1]]), error)
+        return 1
+    return 0
+
+
+def _instantiate(cli_class: type[AstromerCLI], argv: Sequence[str]) -> None:
     cli_class(
         model_class=LightningModule,
         datamodule_class=LightningDataModule,
@@ -135,29 +161,39 @@ def _run(cli_class: type[AstromerCLI], argv: Sequence[str]) -> int:
         # None reads sys.argv itself (LightningCLI warns when given a copy of the command line as `args`).
         args=None if list(argv) == sys.argv[1:] else list(argv),
     )
-    return 0
 
 
 def lightning_main(argv: Sequence[str] | None = None) -> int:
     """The ``lightning`` console script (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in TRAINER_COMMANDS or argv[0].startswith("-"):
-        return _run(AstromerCLI, argv)
-    try:
-        from lightning_sdk.cli.entrypoint import main_cli
-    except ImportError:
-        print(
-            f"lightning: {argv[0]!r} is not a training command. This `lightning` command comes from astromer_hf and "
-            f"runs {', '.join(TRAINER_COMMANDS)} (e.g. `lightning fit --config recipes/quickstart.yaml`); Lightning "
-            "AI's cloud commands need `pip install lightning-sdk`.",
-            file=sys.stderr,
-        )
-        return 2
+        from ..cli import debug_requested
+
+        debug = debug_requested(argv)
+        return _run(AstromerCLI, argv, debug=debug)
+    # lightning-sdk's own `lightning` entry point, read from its metadata so that a move of the function in a later
+    # release is followed (2026.x: lightning_sdk.cli.entrypoint:main_cli, also installed as `lightning-sdk`).
+    from importlib import metadata
+
+    main_cli = next((entry.load() for dist in metadata.distributions(name="lightning_sdk")
+                     for entry in dist.entry_points if entry.group == "console_scripts" and entry.name == "lightning"),
+                    None)
+    if main_cli is None:
+        try:  # a lightning_sdk importable without metadata (a source checkout on PYTHONPATH)
+            from lightning_sdk.cli.entrypoint import main_cli
+        except ImportError:
+            print(
+                f"lightning: {argv[0]!r} is not a training command. This `lightning` command comes from astromer_hf "
+                f"and runs {', '.join(TRAINER_COMMANDS)} (e.g. `lightning fit --config recipes/quickstart.yaml`); "
+                "Lightning AI's cloud commands need `pip install lightning-sdk`.",
+                file=sys.stderr,
+            )
+            return 2
     sys.argv = ["lightning", *argv]
     result = main_cli()
     return result if isinstance(result, int) else 0
 
 
-def astromer_cli_main(argv: Sequence[str]) -> int:
+def astromer_cli_main(argv: Sequence[str], debug: bool = False) -> int:
     """``astromer fit|validate|test|predict ...``: the Lightning CLI with the Astromer defaults."""
-    return _run(AstromerDefaultsCLI, argv)
+    return _run(AstromerDefaultsCLI, argv, debug=debug, program="astromer")

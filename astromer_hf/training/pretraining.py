@@ -36,7 +36,24 @@ def load_or_build(model_class: type[AstromerPreTrainedModel], model: str, overri
     overrides = dict(overrides or {})
     if model in ASTROMER_PRESETS:
         return model_class(AstromerConfig.from_preset(model, **overrides)).train()
+    check_model_name(model)
     return model_class.from_pretrained(model, **overrides).train()
+
+
+def check_model_name(model: str) -> None:
+    """Refuse at once a name that can be no model: not a preset, not a release, not an existing folder and not a
+    Hub id (``org/name``) — instead of trying the Hub with it for half a minute."""
+    from ..releases import RELEASES
+
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a preset, a release name, a folder or a Hub id, got {model!r}")
+    if model in RELEASES or os.path.isdir(model) or "/" in model.strip("/"):
+        return
+    raise ValueError(
+        f"unknown model name {model!r}: presets (new random weights) are {sorted(ASTROMER_PRESETS)}, named releases "
+        f"(pretrained weights) {sorted(RELEASES)}; otherwise give a save_pretrained folder that exists or a Hub "
+        "repo id 'org/name'."
+    )
 
 
 def run_seed() -> int:
