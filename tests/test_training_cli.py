@@ -213,6 +213,8 @@ def test_quickstart_trains_logs_to_wandb_offline_and_writes_a_loadable_model(tmp
     assert "ETA" in epoch_lines[0] and "train RMSE" in epoch_lines[0]
     assert "Finished after 3 epoch(s)" in result.stdout
     assert "outputs/quickstart/pretrained/best" in result.stdout and "last.ckpt" in result.stdout
+    assert "W&B run:      outputs/quickstart/wandb/offline-run-" in result.stdout
+    assert "litlogger" not in result.stdout + result.stderr and "LeafSpec" not in result.stdout + result.stderr
     assert "Writing model shards" not in result.stdout + result.stderr
     assert "weights_only" not in result.stdout + result.stderr
 

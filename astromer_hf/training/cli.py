@@ -21,8 +21,10 @@ docs/training.md, "The `lightning` and `astromer fit` commands").
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,24 @@ def _run(cli_class: type[AstromerCLI], argv: Sequence[str], debug: bool = False,
     return 0
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning's advertisement for its cloud logger, printed at every fit: nothing a user of a recipe can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def _quiet_known_noise() -> None:
+    """Silence the messages of our dependencies that no user can act on (each named here, nothing else)."""
+    # Lightning 2.6 with torch >= 2.10 warns at every fit that its own pytree helper uses a deprecated torch API.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(existing, _DropLightningTips) for existing in tips.filters):
+        tips.addFilter(_DropLightningTips())
+
+
 def _instantiate(cli_class: type[AstromerCLI], argv: Sequence[str]) -> None:
+    _quiet_known_noise()
     cli_class(
         model_class=LightningModule,
         datamodule_class=LightningDataModule,

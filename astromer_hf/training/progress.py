@@ -173,6 +173,12 @@ def fit_summary(trainer: pl.Trainer, elapsed: float | None = None) -> str:
         if names:
             lines.append(f"  checkpoints:  {folder}   ({names}; --ckpt_path last resumes)")
     for logger in trainer.loggers:
+        run_dir = getattr(logger, "run_dir", None)  # AstromerWandbLogger
+        if run_dir is not None:
+            mode = getattr(logger, "mode", "")
+            upload = f"; upload it with: wandb sync {run_dir}" if mode == "offline" else ""
+            lines.append(f"  W&B run:      {run_dir}   ({mode}{upload})")
+            continue
         where = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
         if where:
             lines.append(f"  {type(logger).__name__}: {where}")
