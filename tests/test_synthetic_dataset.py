@@ -63,7 +63,28 @@ def test_data_info_summarises_a_folder(prepared, capsys):
     assert set(summary["cleaning_report"]) == {"train", "validation", "test"}
     assert main(["data", "info", str(prepared)]) == 0
     text = capsys.readouterr().out
-    assert "train:" in text and "observations per curve" in text and "cleaning report" in text
+    assert "train:" in text and "observations per curve" in text
+    table = text[text.index("cleaning:"):].splitlines()
+    assert table[1].split() == ["train", "validation", "test"]  # one column per split, one row per rule
+    assert any(line.strip().startswith("rows with error outside (0, max_error)") for line in table)
+    kept = next(line for line in table if line.strip().startswith("curves kept")).split()[2:]
+    assert [int(value.replace(",", "")) for value in kept] == [summary["splits"][n]["curves"]
+                                                                for n in ("train", "validation", "test")]
+
+
+def test_preparation_progress_bars_have_totals(tmp_path):
+    """The simulator knows its objects before generating them: each split's bar counts up to its size."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "astromer_hf", "data", "prepare", "synthetic", "--set",
+                             "n_curves=40", "--out", str(tmp_path / "data")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bars = result.stderr.replace("\r", "\n")
+    for split in ("train", "validation", "test"):
+        finished = [line for line in bars.splitlines() if line.startswith(f"Generating {split} split: 100%")]
+        assert finished, split
 
 
 def test_prepare_refuses_to_overwrite_and_names_unknown_surveys(prepared, tmp_path, capsys):

@@ -38,7 +38,7 @@ import typing
 import urllib.parse
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,15 +371,27 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         """Yield raw records. Call ``keep(object_id)`` before parsing an object's photometry and skip it when False."""
         raise NotImplementedError
 
+    def object_ids(self, sources: dict) -> Iterable[str] | None:
+        """The ids of the objects :meth:`_records` will yield, when known before reading them (None otherwise):
+        they give the preparation progress bars their totals."""
+        return None
+
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         self._download_config = getattr(dl_manager, "download_config", None)
         sources = self._sources(dl_manager)
         self._reports: dict[str, dict] = {}
-        return [
+        generators = [
             datasets.SplitGenerator(name=name, gen_kwargs={"split": name, "sources": sources})
             for name, fraction in zip(SPLIT_NAMES, self.config.split_fractions)
             if fraction > 0
         ]
+        ids = self.object_ids(sources)
+        if ids is not None:  # the expected rows of each split: the total of its progress bar (then the real count)
+            config = self.config
+            counts = collections.Counter(hash_split(i, config.split_fractions, config.split_salt) for i in ids)
+            for generator in generators:
+                generator.split_info.num_examples = counts.get(generator.name, 0)
+        return generators
 
     def _generate_examples(self, split: str, sources: dict) -> Iterator[tuple[str, dict]]:
         config = self.config

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import textwrap
 import re
 import shutil
+import textwrap
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +26,7 @@ from datasets.utils.py_utils import asdict
 from filelock import FileLock, Timeout
 
 from .builder import LightCurveBuilder, cleaning_report
+from .splits import SPLIT_NAMES
 
 SURVEY_BUILDERS = {
     "synthetic": "astromer_hf.data.surveys.synthetic:SyntheticLightCurves",
@@ -243,5 +244,31 @@ def format_summary(summary: dict) -> str:
             "  median days between observations: "
             + ", ".join(f"{k}: {v}" for k, v in split["cadence_histogram_days"].items())
         )
-    lines.append("cleaning report: " + json.dumps(summary["cleaning_report"], sort_keys=True))
+    lines.extend(format_cleaning_report(summary["cleaning_report"]))
     return "\n".join(lines)
+
+
+#: Rows of the cleaning table: (counter, label).
+CLEANING_ROWS = (
+    ("curves_in", "curves in"),
+    ("curves_out", "curves kept"),
+    ("observations_in", "observations in"),
+    ("observations_out", "observations kept"),
+    ("nonfinite_rows", "rows with NaN/inf or |value| >= 1e15"),
+    ("bad_error_rows", "rows with error outside (0, max_error)"),
+    ("duplicate_time_rows", "rows repeating a time (last kept)"),
+    ("resorted_curves", "curves re-sorted by time"),
+    ("short_curves", "curves too short after cleaning"),
+)
+
+
+def format_cleaning_report(report: dict[str, dict]) -> list[str]:
+    """The per-split cleaning report as a table: one row per rule, one column per split."""
+    if not report:
+        return ["cleaning report: none recorded"]
+    splits = [name for name in SPLIT_NAMES if name in report] + [name for name in report if name not in SPLIT_NAMES]
+    width = max(len(label) for _, label in CLEANING_ROWS)
+    lines = ["cleaning:", "  " + " " * width + "".join(f"{name:>12}" for name in splits)]
+    for key, label in CLEANING_ROWS:
+        lines.append(f"  {label:<{width}}" + "".join(f"{report[name].get(key, 0):>12,}" for name in splits))
+    return lines

@@ -62,6 +62,10 @@ class SyntheticLightCurves(LightCurveBuilder):
             "mean_mag": datasets.Value("float32"),
         }
 
+    def object_ids(self, sources: dict) -> Iterator[str]:
+        config = self.config
+        return (simulated_object_id(config.cadence, config.seed, index) for index in range(config.n_curves))
+
     def _records(self, sources: dict, keep: Callable[[str], bool]) -> Iterator[dict]:
         config = self.config
         for index in range(config.n_curves):  # only the curves of the split being written are simulated
