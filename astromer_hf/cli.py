@@ -337,7 +337,12 @@ def _lightning_command_note(argv: Sequence[str]) -> None:
         return
     if content is not None and b"astromer_hf" in content:
         return  # ours: `lightning fit` trains, and other subcommands reach lightning-sdk
-    origin = json.loads(dist.read_text("direct_url.json") or "{}")  # how pip installed astromer_hf, to redo it
+    try:  # how pip installed astromer_hf, to redo it
+        origin = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        origin = {}
+    if not isinstance(origin, dict) or not isinstance(origin.get("url"), str):
+        origin = {}
     if origin.get("url", "").startswith("file:"):
         editable = origin.get("dir_info", {}).get("editable")
         source = ("-e " if editable else "") + shlex.quote(url2pathname(urlsplit(origin["url"]).path))
@@ -345,16 +350,16 @@ def _lightning_command_note(argv: Sequence[str]) -> None:
         vcs = origin["vcs_info"]
         source = shlex.quote(f"astromer_hf @ {vcs['vcs']}+{origin['url']}@{vcs.get('commit_id', '')}".rstrip("@"))
     else:
-        source = f"astromer_hf=={dist.version}"
+        source = f"astromer_hf=={dist.version}" if dist.version else "astromer_hf"
+    state, after = "is another package's", ""
     if content is None:
         state = "is missing (uninstalling lightning-sdk deletes it, even when astromer_hf wrote it last)"
     elif b"lightning_sdk" in content:
         state = "is lightning-sdk's (installed after astromer_hf), which has no `fit`"
-    else:
-        state = "is another package's"
+        after = " (it passes lightning-sdk's own commands on to lightning-sdk)"
     print(f"astromer: note: {script} {state}; `astromer fit --config RECIPE.yaml` trains the same way, and "
-          f"`pip install --force-reinstall --no-deps {source}` restores astromer_hf's `lightning` (it passes "
-          "lightning-sdk's own commands on to lightning-sdk).", file=sys.stderr)
+          f"`pip install --force-reinstall --no-deps {source}` restores astromer_hf's `lightning`{after}.",
+          file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
