@@ -10,6 +10,8 @@ Subcommands:
     Build a survey dataset (train / validation / test Arrow splits) into DIR.
 ``astromer data info DIR``
     Counts per split and class, length and cadence histograms, cleaning report.
+``astromer plot RUN [--out DIR]``
+    A training run's learning curve, reconstructions of masked points and attention maps as PNG files.
 ``astromer download NAME``
     Fetch and cache a named release (``astromer-base`` ...) so that ``from_pretrained(NAME)`` works offline.
 ``astromer publish-release NAME [--repo-id ORG/NAME]``
@@ -167,6 +169,14 @@ def _data_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from .training.plots import plot_run
+
+    for path in plot_run(args.run, out=args.out, n_windows=args.windows):
+        print(f"wrote {path}")
+    return 0
+
+
 def _add_hub_options(parser: argparse.ArgumentParser, *, revision: bool = True) -> None:
     parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
     if revision:
@@ -227,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-class", type=int, default=3, help="example curves per class")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    plot = commands.add_parser("plot", help="write a training run's figures as PNG files (learning curve, "
+                               "reconstructions, attention maps)")
+    plot.add_argument("run", metavar="RUN", help="the run folder, a recipe's save_dir (e.g. outputs/quickstart)")
+    plot.add_argument("--out", metavar="DIR", help="where to write the PNG files (default RUN/figures)")
+    plot.add_argument("--windows", type=int, default=4, help="validation windows in the reconstruction figure")
+    plot.set_defaults(handler=_plot)
 
     download = commands.add_parser("download", help="fetch and cache a named release for offline use")
     download.add_argument("name", help="release name, e.g. astromer-base")
@@ -372,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return astromer_cli_main(argv, debug=debug)
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("plot", "demo"):  # no "Loading weights" bar for a model read from disk
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
         return args.handler(args)
     except KeyboardInterrupt:
         print("astromer: interrupted", file=sys.stderr)

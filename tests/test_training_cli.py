@@ -64,6 +64,11 @@ def _lightning(args, cwd, env, timeout=300, check=True) -> subprocess.CompletedP
     return result
 
 
+def _astromer(args, cwd, env, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "astromer"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
 def _quickstart(extra=()) -> list[str]:
     return ["fit", "--config", str(ROOT / "recipes" / "quickstart.yaml"), *TINY_QUICKSTART, *extra]
 
@@ -236,6 +241,18 @@ def test_quickstart_trains_logs_to_wandb_offline_and_writes_a_loadable_model(tmp
     assert record["best_score"] == pytest.approx(min(metric_values(run, "val/rmse")), rel=1e-6)
     assert (tmp_path / "outputs" / "quickstart" / "lightning_config.yaml").exists()
     assert (tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt").exists()
+
+    # Outside W&B: the CSV logger's metrics and figures, and `astromer plot` on the run folder.
+    run = tmp_path / "outputs" / "quickstart"
+    assert (run / "metrics.csv").is_file() and list((run / "figures").glob("val_reconstruction_step*.png"))
+    plotted = _astromer(["plot", str(run)], tmp_path, isolated_env)
+    assert plotted.returncode == 0, plotted.stderr[-2000:]
+    for name in ("learning_curve", "reconstruction", "attention"):
+        png = run / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    table = [line for line in plotted.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [line.split(" | ")[0] for line in table] == ["| 1", "| 2", "| 3"]
+    assert "Loading weights" not in plotted.stdout + plotted.stderr
 
 
 def test_killed_quickstart_resumed_from_last_matches_an_uninterrupted_run(tmp_path, isolated_env):

@@ -1,5 +1,4 @@
-"""Offline W&B runs read back from disk: what a training run logged, without network or login (used by the tests
-and by ``scripts/plot_learning_curve.py``, which imports this file from ``tests/``).
+"""Offline W&B runs read back from disk: what a training run logged, without network or login (used by the tests).
 
 wandb 0.31 no longer ships the Python reader of ``.wandb`` transaction logs (``wandb.sdk.internal.datastore`` is
 gone); its command ``wandb leet inspect --json <run dir>`` prints the log's records, one JSON object per line, and

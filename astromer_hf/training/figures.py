@@ -1,4 +1,5 @@
-"""Diagnostic figures for training runs: reconstructed windows, attention maps and confusion matrices.
+"""Diagnostic figures for training runs: learning curves, reconstructed windows, attention maps and confusion
+matrices.
 
 Everything here builds :class:`matplotlib.figure.Figure` objects directly (rendered with the Agg canvas), so no
 figure is ever registered with ``pyplot`` and nothing depends on the interactive backend. Inputs may be NumPy
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "attention_figure",
+    "learning_curve_figure",
     "confusion_matrix_figure",
     "figure_to_array",
     "reconstruction_figure",
@@ -250,4 +252,49 @@ def confusion_matrix_figure(matrix: Any, class_names: Sequence[str], normalize: 
             value = values[row, column]
             colour = "white" if value > 0.6 * upper else "black"
             ax.text(column, row, text_format.format(value), ha="center", va="center", color=colour, fontsize=font_size)
+    return figure
+
+
+#: The curves of a learning-curve figure: (metric, line style).
+LEARNING_CURVES = (
+    ("train/rmse", "-o"),
+    ("val/rmse", "-o"),
+    ("train/baseline_rmse", ":"),
+    ("val/baseline_rmse", "--"),
+    ("train/loss_epoch", "-o"),
+    ("val/loss", "-o"),
+)
+
+
+def learning_curve_figure(rows: Sequence[dict[str, float]]) -> Figure:
+    """Epoch-level metrics against the epoch: masked RMSE and the baseline of predicting the window mean
+    (reconstruction), or the training and validation loss (classification); R² or macro F1 on a second panel
+    when logged.
+
+    Args:
+        rows: one dict per epoch with ``epoch`` and any of the logged epoch metrics.
+    """
+    if not rows:
+        raise ValueError("no epoch metrics to plot")
+    has = {key for row in rows for key in row}
+    reconstruction = "val/rmse" in has or "train/rmse" in has
+    curves = [(key, style) for key, style in LEARNING_CURVES
+              if key in has and (reconstruction == ("rmse" in key))]
+    second = next((key for key in ("val/r2", "val/f1_macro") if key in has), None)
+    figure = Figure(figsize=(9 if second else 6, 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2 if second else 1, squeeze=False)[0]
+    for key, style in curves:
+        points = [(row["epoch"] + 1, row[key]) for row in rows if key in row]
+        axes[0].plot(*zip(*points), style, label=key, markersize=3)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("masked RMSE [mag]" if reconstruction else "loss")
+    axes[0].legend(fontsize=8)
+    axes[0].grid(alpha=0.3)
+    if second:
+        points = [(row["epoch"] + 1, row[second]) for row in rows if second in row]
+        axes[1].plot(*zip(*points), "-o", markersize=3, color="tab:green")
+        axes[1].set_xlabel("epoch")
+        axes[1].set_ylabel(second)
+        axes[1].grid(alpha=0.3)
     return figure
