@@ -247,16 +247,35 @@ def masked_r2(predictions: torch.Tensor, targets: torch.Tensor, loss_mask: torch
     return 1.0 - residual / total
 
 
-def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over time of `(B, T, D)` states at positions where `mask` `(B, T)` is 1; returns `(B, D)`."""
+def masked_mean(
+    hidden_states: torch.Tensor, mask: torch.Tensor, group: torch.Tensor | None = None, n_groups: int | None = None
+) -> torch.Tensor:
+    """Mean of `(B, T, D)` states at the positions where `mask` `(B, T)` is 1: per window, `(B, D)`; or, with
+    `group` `(B,)` (e.g. the curve of each window), over every real position of all the windows of each group,
+    `(n_groups, D)` (observation-weighted; a group without any real position gives zeros)."""
     weights = mask.to(hidden_states.dtype).unsqueeze(-1)
-    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    sums, counts = (hidden_states * weights).sum(dim=1), weights.sum(dim=1)
+    if group is not None:
+        n_groups = int(group.max()) + 1 if n_groups is None else n_groups
+        sums = sums.new_zeros(n_groups, sums.shape[-1]).index_add_(0, group, sums)
+        counts = counts.new_zeros(n_groups, 1).index_add_(0, group, counts)
+    return sums / counts.clamp_min(1.0)
 
 
-def masked_max(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Maximum over time of `(B, T, D)` states at positions where `mask` `(B, T)` is 1; returns `(B, D)`."""
+def masked_max(
+    hidden_states: torch.Tensor, mask: torch.Tensor, group: torch.Tensor | None = None, n_groups: int | None = None
+) -> torch.Tensor:
+    """Maximum of `(B, T, D)` states at the positions where `mask` `(B, T)` is 1: per window, `(B, D)`; or, with
+    `group` `(B,)`, over all the windows of each group, `(n_groups, D)`."""
     lowest = torch.finfo(hidden_states.dtype).min
-    return hidden_states.masked_fill(~mask.bool().unsqueeze(-1), lowest).amax(dim=1)
+    window_max = hidden_states.masked_fill(~mask.bool().unsqueeze(-1), lowest).amax(dim=1)
+    if group is None:
+        return window_max
+    n_groups = int(group.max()) + 1 if n_groups is None else n_groups
+    index = group.unsqueeze(-1).expand_as(window_max)
+    return window_max.new_full((n_groups, window_max.shape[-1]), lowest).scatter_reduce(
+        0, index, window_max, reduce="amax"
+    )
 
 
 def eager_attention_forward(
@@ -750,14 +769,20 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
             self.astromer.eval()
         return self
 
-    def pool(self, outputs: AstromerModelOutput, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled window embedding `(B, D)` from the encoder outputs and the `(B, T)` attention mask."""
+    def pool(
+        self, outputs: AstromerModelOutput, attention_mask: torch.Tensor, curve_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pooled embedding from the encoder outputs and the `(B, T)` attention mask: one per window `(B, D)`, or,
+        with `curve_index` `(B,)`, one per curve `(C, D)` over all the real observations of its windows."""
         pooling = self.config.classifier_pooling
+        n_curves = None if curve_index is None else int(curve_index.max()) + 1
         if pooling == "mean":
-            return masked_mean(outputs.last_hidden_state, attention_mask)
+            return masked_mean(outputs.last_hidden_state, attention_mask, curve_index, n_curves)
         if pooling == "max":
-            return masked_max(outputs.last_hidden_state, attention_mask)
-        per_layer = torch.stack([masked_mean(states, attention_mask) for states in outputs.hidden_states], dim=0)
+            return masked_max(outputs.last_hidden_state, attention_mask, curve_index, n_curves)
+        per_layer = torch.stack(
+            [masked_mean(states, attention_mask, curve_index, n_curves) for states in outputs.hidden_states], dim=0
+        )
         gamma = torch.softmax(self.layer_weights, dim=0).to(per_layer.dtype)
         return (gamma[:, None, None] * per_layer).mean(dim=0)
 
@@ -809,15 +834,21 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        curve_index: torch.Tensor | None = None,
         **kwargs,
     ) -> AstromerClassificationOutput:
         r"""
         Args:
             magnitudes, times, attention_mask: as in :meth:`AstromerModel.forward`.
             labels (`torch.Tensor`, *optional*):
-                Class indices `(B,)` in `[0, num_labels)` (single-label), floats `(B, C)` in [0, 1] (multi-label) or
-                targets `(B,)` / `(B, num_labels)` (regression); enables the `loss` (see the class docstring).
+                Class indices `(N,)` in `[0, num_labels)` (single-label), floats `(N, num_labels)` in [0, 1]
+                (multi-label) or targets `(N,)` / `(N, num_labels)` (regression), with `N` the windows, or the curves
+                when `curve_index` is given; enables the `loss` (see the class docstring).
             output_attentions, output_hidden_states: as in :meth:`AstromerModel.forward`.
+            curve_index (`torch.LongTensor` of shape `(B,)`, *optional*):
+                The curve (numbered from 0) each window belongs to, as the processor returns it. With it, the windows
+                of a curve are pooled together and the head gives one prediction per curve: `logits` and
+                `pooled_output` have one row per curve.
         """
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -835,7 +866,9 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         magnitudes = _squeeze_channel(magnitudes)
         if attention_mask is None:
             attention_mask = torch.ones_like(magnitudes, dtype=torch.long)
-        pooled = self.pool(outputs, _squeeze_channel(attention_mask))
+        if curve_index is not None and curve_index.shape != magnitudes.shape[:1]:
+            raise ValueError(f"`curve_index` must have shape ({magnitudes.shape[0]},), got {tuple(curve_index.shape)}.")
+        pooled = self.pool(outputs, _squeeze_channel(attention_mask), curve_index)
         logits = self.classifier(pooled)
         loss = self.loss(logits, labels) if labels is not None else None
 

@@ -342,3 +342,34 @@ def test_auto_feature_extractor_and_auto_processor_load_the_processor_of_a_folde
         processor = auto.from_pretrained(tmp_path)
         assert type(processor) is AstromerProcessor
         assert (processor.window_size, processor.max_error) == (LENGTH, 0.5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "skip"])
+def test_curve_index_pools_all_the_windows_of_a_curve_into_one_prediction(pooling):
+    """Windows 0 and 2 belong to curve 0, window 1 to curve 1: the per-curve pooled vector is the pooling over every
+    real observation of the curve's windows, as if they were one long window."""
+    torch.manual_seed(0)
+    model = AstromerForLightCurveClassification(tiny("astromer2", classifier_pooling=pooling)).eval()
+    batch = inputs()
+    curve_index = torch.tensor([0, 1, 0])
+    with torch.no_grad():
+        per_curve = model(**batch, curve_index=curve_index, labels=torch.tensor([2, 1]))
+        windows = model(**batch, output_hidden_states=True)
+    assert per_curve.logits.shape == (2, 4) and per_curve.loss is not None
+    layers = windows.hidden_states if pooling == "skip" else windows.hidden_states[-1:]
+    real = batch["attention_mask"].bool()
+    expected = []
+    for curve in (0, 1):
+        rows = (curve_index == curve).nonzero().flatten()
+        per_layer = []
+        for states in layers:
+            points = torch.cat([states[row][real[row]] for row in rows])
+            per_layer.append(points.max(dim=0).values if pooling == "max" else points.mean(dim=0))
+        if pooling == "skip":
+            gamma = torch.softmax(model.layer_weights, dim=0)
+            expected.append((gamma[:, None] * torch.stack(per_layer)).mean(dim=0))
+        else:
+            expected.append(per_layer[0])
+    torch.testing.assert_close(per_curve.pooled_output, torch.stack(expected), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="curve_index"):
+        model(**batch, curve_index=torch.tensor([0, 1]))
