@@ -14,6 +14,10 @@ and their ``from_pretrained`` (and the Astromer classes') load the named release
 ``AutoModel.from_pretrained("astromer-base")`` (see :mod:`astromer_hf.releases`). Saved folders also carry the
 modeling code (``auto_map``), so they load with ``trust_remote_code=True`` where this package is not installed.
 
+``astromer_hf.embed(curves, "astromer-base")`` embeds light curves in one call (one vector per curve, in input
+order; :mod:`astromer_hf.embedding`), and ``transformers.pipeline("light-curve-embedding", model=...)`` does the same
+through the pipeline API.
+
 Importing the package is cheap: the classes below are imported on first use, and the Auto classes learn about
 Astromer when transformers imports them (:mod:`astromer_hf.auto_registration`).
 """
@@ -40,6 +44,10 @@ _EXPORTS = {
     "AstromerClassificationOutput": "modeling_astromer",
     "AstromerProcessor": "processing_astromer",
     "RELEASES": "releases",
+    "embed": "embedding",
+    "embed_to_parquet": "embedding",
+    "add_embeddings": "embedding",
+    "LightCurveEmbeddings": "embedding",
 }
 
 __all__ = list(_EXPORTS)
@@ -60,6 +68,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above are imported on first use
     from .configuration_astromer import ASTROMER_PRESETS, AstromerConfig
+    from .embedding import LightCurveEmbeddings, add_embeddings, embed, embed_to_parquet
     from .modeling_astromer import (
         AstromerClassificationOutput,
         AstromerForLightCurveClassification,

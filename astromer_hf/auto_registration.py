@@ -7,10 +7,12 @@ hook: when one of transformers' Auto modules is imported — by the user's ``fro
 before or after ``import astromer_hf``, or by our own code — the Astromer classes are registered with it right
 after it is executed (at once if it already was), and its ``from_pretrained`` learns the release names.
 
-This is the only place that touches the import system. It wraps the loaders of four named transformers modules (and
-of the three Astromer modules the registrations import, which may themselves import transformers' Auto modules
-while they are being executed) so that the registrations run once each is executed; nothing else about those
-modules changes.
+The same hook registers the ``"light-curve-embedding"`` task (:mod:`astromer_hf.pipelines`) with
+``transformers.pipelines``' ``PIPELINE_REGISTRY`` when that module is imported (``from transformers import pipeline``).
+
+This is the only place that touches the import system. It wraps the loaders of five named transformers modules (and
+of the Astromer modules the registrations import, which may themselves import transformers' modules while they are
+being executed) so that the registrations run once each is executed; nothing else about those modules changes.
 """
 
 from __future__ import annotations
@@ -71,12 +73,22 @@ def _register_processor(module: ModuleType) -> None:
     install_release_names(module.AutoProcessor)
 
 
+def _register_pipeline(module: ModuleType) -> None:
+    from transformers.models.auto.modeling_auto import AutoModel
+
+    from .pipelines import register
+
+    register(module.PIPELINE_REGISTRY, AutoModel)
+
+
 #: transformers module -> (what to register once it is executed, the Astromer modules that registration imports).
 REGISTRATIONS: dict[str, tuple[Callable[[ModuleType], None], tuple[str, ...]]] = {
     _AUTO + "configuration_auto": (_register_config, ("configuration_astromer",)),
     _AUTO + "modeling_auto": (_register_models, ("configuration_astromer", "modeling_astromer")),
     _AUTO + "feature_extraction_auto": (_register_feature_extractor, ("configuration_astromer", "processing_astromer")),
     _AUTO + "processing_auto": (_register_processor, ("configuration_astromer", "processing_astromer")),
+    # the "light-curve-embedding" task of transformers.pipeline
+    "transformers.pipelines": (_register_pipeline, ("embedding", "pipelines")),
 }
 _PACKAGE = __name__.rpartition(".")[0]
 #: Our modules whose completion may allow a registration that had to wait for them.

@@ -12,6 +12,8 @@ Subcommands:
     Counts per split and class, length and cadence histograms, cleaning report.
 ``astromer plot RUN [--out DIR]``
     A training run's learning curve, reconstructions of masked points and attention maps as PNG files.
+``astromer embed INPUT --model NAME --out FILE.parquet``
+    One embedding per light curve (a prepared dataset folder, a CSV / Parquet long table, a text file of one curve).
 ``astromer download NAME``
     Fetch and cache a named release (``astromer-base`` ...) so that ``from_pretrained(NAME)`` works offline.
 ``astromer publish-release NAME [--repo-id ORG/NAME]``
@@ -177,6 +179,34 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    from transformers.utils import logging as transformers_logging
+
+    from .embedding import embed_to_parquet, read_lightcurves
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a model read from disk
+    logging.getLogger("astromer_hf.embedding").setLevel(logging.ERROR)  # the cleaning report is printed below
+    out = Path(args.out)
+    curves = read_lightcurves(args.input, splits=args.split)
+    written = embed_to_parquet(
+        curves, args.model, out, shard_size=args.shard_size, overwrite=args.overwrite, pooling=args.pooling,
+        batch_size=args.batch_size, device=args.device, dtype=None if args.dtype == "float32" else args.dtype,
+        return_observations=args.observations, legacy=args.legacy, progress=False if args.no_progress else None,
+    )
+    dropped = written.curves - written.kept
+    where = out if args.shard_size is None else f"{out}/ ({len(written.paths)} shard(s))"
+    print(f"Embedded {written.kept} of {written.curves} light curves with {args.model} (pooling {args.pooling}"
+          f"{', legacy windows' if args.legacy else ''}) -> {where}")
+    if written.report.changed:
+        note = f"; {dropped} curve(s) dropped (kept = false, embedding null)" if dropped else ""
+        print(f"Cleaning changed the input{note}:")
+        print(textwrap.indent(str(written.report), "  "))
+    return 0
+
+
 def _add_hub_options(parser: argparse.ArgumentParser, *, revision: bool = True) -> None:
     parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
     if revision:
@@ -244,6 +274,31 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="DIR", help="where to write the PNG files (default RUN/figures)")
     plot.add_argument("--windows", type=int, default=4, help="validation windows in the reconstruction figure")
     plot.set_defaults(handler=_plot)
+
+    embed = commands.add_parser("embed", help="embed light curves into a Parquet file (one row per curve: id, kept, "
+                                "embedding)")
+    embed.add_argument("input", metavar="INPUT", help="a prepared dataset folder (`astromer data prepare`), a CSV or "
+                       "Parquet long table (id, time, mag, err), or a text file of one curve (time mag err columns)")
+    embed.add_argument("--model", default="astromer-base", metavar="NAME",
+                       help="release name, save_pretrained folder or Hub id (default astromer-base)")
+    embed.add_argument("--out", required=True, metavar="FILE.parquet", help="the Parquet file to write (a folder "
+                       "with --shard-size)")
+    embed.add_argument("--split", action="append", metavar="NAME",
+                       help="split of a dataset folder to embed (repeatable; default: every split)")
+    embed.add_argument("--pooling", choices=("mean", "max", "gamma"), default="mean",
+                       help="mean / max over a curve's observations, or the gamma-weighted layer mix (default mean)")
+    embed.add_argument("--batch-size", type=int, default=256, metavar="N", help="windows per forward pass")
+    embed.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    embed.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    embed.add_argument("--observations", action="store_true",
+                       help="also write each curve's per-observation embeddings")
+    embed.add_argument("--legacy", action="store_true",
+                       help="the original encode(): overlapping legacy windows and float32 centring")
+    embed.add_argument("--shard-size", type=int, metavar="N", help="write Parquet shards of N curves into the "
+                       "folder --out instead of one file")
+    embed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    embed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    embed.set_defaults(handler=_embed)
 
     download = commands.add_parser("download", help="fetch and cache a named release for offline use")
     download.add_argument("name", help="release name, e.g. astromer-base")
