@@ -77,3 +77,12 @@ def test_an_unknown_model_name_in_a_recipe_fails_at_once_with_the_known_names(tm
     assert "astromer-base" in error[0] and "astromer-1" in error[0]
     assert "Union" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()  # nothing was prepared for a run that cannot start
+
+
+def test_a_missing_model_folder_in_a_recipe_is_named(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_"))}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HOME=str(tmp_path), WANDB_MODE="offline")
+    result = _run([str(LIGHTNING), "fit", "--config", str(ROOT / "recipes" / "quickstart.yaml"),
+                   "--model.init_args.model", "outputs/old/pretrained/best"], tmp_path, env)
+    assert result.returncode == 1
+    assert "no model folder at outputs/old/pretrained/best" in result.stderr and "Traceback" not in result.stderr

@@ -31,7 +31,8 @@ from astromer_hf.training.cli import AstromerCLI
 from wandb_runs import find_offline_runs, metric_values, read_offline_run
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+#: The `lightning fit` recipes (recipes/eval_*.yaml are `astromer evaluate` configurations).
+RECIPES = sorted(path for path in (ROOT / "recipes").glob("*.yaml") if "trainer" in yaml.safe_load(path.read_text()))
 LIGHTNING = ROOT / ".venv" / "bin" / "lightning"
 TINY_MODEL = "{hidden_size: 16, num_attention_heads: 2, intermediate_size: 16, window_size: 32}"
 #: The quickstart shrunk to seconds: a tiny model, a small simulated survey.

@@ -47,7 +47,17 @@ def check_model_name(model: str) -> None:
 
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a preset, a release name, a folder or a Hub id, got {model!r}")
-    if model in RELEASES or os.path.isdir(model) or "/" in model.strip("/"):
+    if model in RELEASES or os.path.isdir(model):
+        return
+    looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1 or (
+        model.count("/") == 1 and os.path.isdir(model.split("/")[0])
+    )
+    if looks_local:
+        raise FileNotFoundError(
+            f"no model folder at {model}: give a save_pretrained folder that exists (e.g. the pretrained/best folder "
+            "of a finished run), a named release or a preset"
+        )
+    if model.count("/") == 1:  # a Hub repo id, org/name
         return
     raise ValueError(
         f"unknown model name {model!r}: presets (new random weights) are {sorted(ASTROMER_PRESETS)}, named releases "
