@@ -685,7 +685,7 @@ class LightCurveWindows:
     """
 
     slices: WindowSlices
-    windows: CenteredWindows
+    centred: CenteredWindows
     report: CleaningReport
     ids: list[Hashable] | None
 

@@ -166,7 +166,7 @@ class AstromerProcessor(FeatureExtractionMixin):
         )
         self.last_cleaning_report = prepared.report
         self.last_curve_ids = prepared.ids
-        centred, slices = prepared.windows, prepared.slices
+        centred, slices = prepared.centred, prepared.slices
         data: dict[str, np.ndarray] = {
             "magnitudes": centred.magnitudes,
             "times": centred.times,

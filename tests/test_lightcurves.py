@@ -44,11 +44,11 @@ def test_legacy_float32_rebuilds_reference_windows_bit_identically(reference, re
     np.testing.assert_array_equal(out.slices.curve_index, reference["win_curve"])
     np.testing.assert_array_equal(out.slices.start, reference["win_pivot"])
     np.testing.assert_array_equal(out.slices.length, reference["win_length"])
-    assert out.windows.times.dtype == np.float32 and out.windows.magnitudes.dtype == np.float32
-    assert np.array_equal(out.windows.times, reference["win_times"])
-    assert np.array_equal(out.windows.magnitudes, reference["win_mag"])
-    np.testing.assert_array_equal(1 - out.windows.attention_mask, reference["win_mask_in"])
-    np.testing.assert_array_equal(out.windows.attention_mask, reference["win_mask_out"])
+    assert out.centred.times.dtype == np.float32 and out.centred.magnitudes.dtype == np.float32
+    assert np.array_equal(out.centred.times, reference["win_times"])
+    assert np.array_equal(out.centred.magnitudes, reference["win_mag"])
+    np.testing.assert_array_equal(1 - out.centred.attention_mask, reference["win_mask_in"])
+    np.testing.assert_array_equal(out.centred.attention_mask, reference["win_mask_out"])
 
 
 def test_reference_has_errors_above_one_that_default_cleaning_drops(reference, reference_lightcurves):
@@ -63,7 +63,7 @@ def test_reference_has_errors_above_one_that_default_cleaning_drops(reference, r
     out = make_windows(reference_lightcurves, window_size=T, strategy="legacy", centering="legacy_float32")
     assert out.report.bad_error_rows == 74
     assert out.report.observations_out == len(errors) - 74
-    assert not np.array_equal(out.windows.magnitudes[: len(reference["win_mag"])], reference["win_mag"])
+    assert not np.array_equal(out.centred.magnitudes[: len(reference["win_mag"])], reference["win_mag"])
 
 
 def test_float64_centring_offsets_are_the_exact_window_means(reference_lightcurves):
@@ -71,10 +71,10 @@ def test_float64_centring_offsets_are_the_exact_window_means(reference_lightcurv
     for w, (curve, start, length) in enumerate(zip(out.slices.curve_index, out.slices.start, out.slices.length)):
         window = reference_lightcurves[curve][start : start + length]
         exact_time, exact_mag = (math.fsum(window[:, k]) / length for k in (0, 1))
-        assert out.windows.time_offset[w] == pytest.approx(exact_time, rel=1e-14, abs=0)
-        assert out.windows.magnitude_offset[w] == pytest.approx(exact_mag, rel=1e-14, abs=1e-14)
-        np.testing.assert_array_equal(out.windows.times[w, :length], (window[:, 0] - exact_time).astype(np.float32))
-        assert (out.windows.times[w, length:] == 0).all() and (out.windows.magnitudes[w, length:] == 0).all()
+        assert out.centred.time_offset[w] == pytest.approx(exact_time, rel=1e-14, abs=0)
+        assert out.centred.magnitude_offset[w] == pytest.approx(exact_mag, rel=1e-14, abs=1e-14)
+        np.testing.assert_array_equal(out.centred.times[w, :length], (window[:, 0] - exact_time).astype(np.float32))
+        assert (out.centred.times[w, length:] == 0).all() and (out.centred.magnitudes[w, length:] == 0).all()
 
 
 def test_float64_centring_fixes_the_float32_time_shift_of_full_julian_dates(reference, reference_lightcurves):
@@ -84,13 +84,13 @@ def test_float64_centring_fixes_the_float32_time_shift_of_full_julian_dates(refe
     legacy = make_windows(reference_lightcurves, window_size=T, strategy="legacy", centering="legacy_float32", max_error=None)
     for name in FULL_JD_OGLE_CURVES:
         rows = exact.slices.curve_index == names.index(name)
-        real = exact.windows.attention_mask[rows] == 1
+        real = exact.centred.attention_mask[rows] == 1
         true_centred = _exact_centred_times(reference_lightcurves, exact.slices, rows)
-        legacy_error = np.abs(legacy.windows.times[rows][real] - true_centred[real]).max()
-        float64_error = np.abs(exact.windows.times[rows][real] - true_centred[real]).max()
+        legacy_error = np.abs(legacy.centred.times[rows][real] - true_centred[real]).max()
+        float64_error = np.abs(exact.centred.times[rows][real] - true_centred[real]).max()
         assert 0.5 < legacy_error < 1.0
         assert float64_error < 1e-4
-    assert np.abs(exact.windows.magnitudes - legacy.windows.magnitudes).max() < 1e-3
+    assert np.abs(exact.centred.magnitudes - legacy.centred.magnitudes).max() < 1e-3
 
 
 def _exact_centred_times(curves: list[np.ndarray], slices, rows: np.ndarray) -> np.ndarray:
@@ -209,7 +209,7 @@ def test_centring_pads_with_zeros_and_keeps_raw_errors():
 
 def _windows_of(obj) -> tuple[np.ndarray, ...]:
     out = make_windows(obj, window_size=50)
-    return out.slices.curve_index, out.windows.times, out.windows.magnitudes, out.windows.errors
+    return out.slices.curve_index, out.centred.times, out.centred.magnitudes, out.centred.errors
 
 
 def _long_frame(curves: list[np.ndarray], ids: list[str]) -> pd.DataFrame:

@@ -33,14 +33,14 @@ class RaggedBatch:
     """What :meth:`ArrowLightCurves.__getitems__` returns for one batch of B items.
 
     ``curves``: the B curves' observations (``[time, mag, err]`` rows), curve ``b`` being item ``b``'s.
-    ``windows``: the B windows to cut, relative to ``curves`` (``curve_index`` is ``0..B-1``).
+    ``slices``: the B windows to cut, relative to ``curves`` (``curve_index`` is ``0..B-1``).
     ``items``, ``epochs``: int64 ``[B]``, the keys of the random draws.
     ``rows``: int64 ``[B]``, the split row of each curve.
     ``class_labels``: int64 ``[B]`` class indices (``-1`` where unlabelled).
     """
 
     curves: RaggedCurves
-    windows: WindowSlices
+    slices: WindowSlices
     items: np.ndarray
     epochs: np.ndarray
     rows: np.ndarray
@@ -114,8 +114,8 @@ class ArrowLightCurves(Dataset):
         offsets = np.concatenate([[0], np.cumsum(_list_lengths(picked.column("time")))]).astype(np.int64)
         labels = pc.fill_null(picked.column("label"), -1).to_numpy(zero_copy_only=False).astype(np.int64)
         curves = RaggedCurves(np.stack(columns, axis=1), offsets)
-        windows = WindowSlices(np.arange(len(rows), dtype=np.int64), start, length)
-        return RaggedBatch(curves, windows, index, epochs, rows.astype(np.int64), labels)
+        slices = WindowSlices(np.arange(len(rows), dtype=np.int64), start, length)
+        return RaggedBatch(curves, slices, index, epochs, rows.astype(np.int64), labels)
 
 
 def _flat_values(column: pa.ChunkedArray) -> np.ndarray:
@@ -173,15 +173,15 @@ class WindowCollator:
         self.class_labels = class_labels
 
     def __call__(self, batch: RaggedBatch) -> dict[str, torch.Tensor]:
-        centred = center_windows(batch.curves, batch.windows, self.window_size, self.centering)
+        centred = center_windows(batch.curves, batch.slices, self.window_size, self.centering)
         out = {
             "magnitudes": torch.from_numpy(centred.magnitudes),
             "times": torch.from_numpy(centred.times),
             "errors": torch.from_numpy(centred.errors),
             "attention_mask": torch.from_numpy(centred.attention_mask),
             "curve_index": torch.from_numpy(batch.rows),
-            "window_start": torch.from_numpy(batch.windows.start),
-            "window_length": torch.from_numpy(batch.windows.length),
+            "window_start": torch.from_numpy(batch.slices.start),
+            "window_length": torch.from_numpy(batch.slices.length),
             "time_offset": torch.from_numpy(centred.time_offset),
             "magnitude_offset": torch.from_numpy(centred.magnitude_offset),
         }
