@@ -25,6 +25,8 @@ Subcommands:
 ``astromer fit|validate|test|predict [--config RECIPE.yaml] [--section.key VALUE ...]``
     Train or evaluate with the Lightning CLI (the same as ``lightning fit``), Astromer pretraining on the simulator
     by default. See ``recipes/``.
+``astromer evaluate --config recipes/eval_synthetic.yaml [--key VALUE ...]``
+    The papers' few-shot classification protocol with its baselines: tables and figures (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -168,6 +170,21 @@ def _data_push(args: argparse.Namespace) -> int:
 
     repo_id = push_dataset_to_hub(args.path, args.repo_id, private=args.private, commit_message=args.commit_message)
     print(f"Pushed {args.path} -> dataset {repo_id}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.config import parse_evaluation_args
+    from .evaluation.protocol import run_evaluation
+    from .evaluation.report import formatted
+
+    config = parse_evaluation_args(args.options)
+    result = run_evaluation(config)
+    table = formatted(result.table)
+    print(f"\nMacro F1 per curve, mean ± std over {config.folds} fold(s):")
+    print(table.to_string())
+    print(f"Wrote {len(result.files)} files to {config.output} (results.md, results.csv, f1_vs_spc.png, ...) in "
+          f"{result.timing.get('total', 0):.0f} s")
     return 0
 
 
@@ -340,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     data_push.add_argument("--repo-id", required=True, metavar="ORG/NAME")
     _add_hub_options(data_push, revision=False)
     data_push.set_defaults(handler=_data_push)
+
+    # Its options are read by jsonargparse (astromer_hf.evaluation.config.parse_evaluation_args): `+` as the prefix
+    # leaves every `--key value` to it, `--help` included.
+    evaluate = commands.add_parser("evaluate", help="the papers' few-shot classification protocol with its baselines "
+                                   "(--config recipes/eval_synthetic.yaml; --help lists every setting)",
+                                   add_help=False, prefix_chars="+")
+    evaluate.add_argument("options", nargs=argparse.REMAINDER, help="--config FILE.yaml and --key VALUE overrides")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

@@ -1,0 +1,369 @@
+"""The few-shot evaluation (``astromer evaluate``): the table regenerated at small size with every method, its output
+files, the protocol's splits (no test curve in any training set), the classical features, the scikit-learn
+featurizer, the command line and its refusal of bad configurations."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from matplotlib.image import imread
+
+import astromer_hf
+from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction
+from astromer_hf.data.splits import few_shot_splits
+from astromer_hf.evaluation import protocol as protocol_module
+from astromer_hf.evaluation.config import METHODS, WINDOW_METHODS, config_from_mapping, parse_evaluation_args
+
+REPO = Path(__file__).resolve().parents[1]
+SPC = [5, 10]
+FOLDS = 2
+N_TEST = 6
+#: Every setting small: a 1-block, 16-wide Astromer, one or two epochs, a coarse periodogram grid.
+SMALL = {
+    "spc": SPC, "folds": FOLDS, "n_test": N_TEST, "torch_threads": 1, "map_method": "tsne",
+    "features": {"frequency_grid": 12, "n_jobs": 1}, "forest": {"n_estimators": 30, "n_jobs": 1},
+    "head": {"epochs": 2, "hidden_sizes": [16], "batch_size": 64},
+    "end_to_end": {"epochs": 1, "hidden_sizes": [16], "batch_size": 32},
+    "finetune": {"epochs": 1, "batch_size": 32, "patience": 1},
+    "gru": {"epochs": 2, "hidden_size": 8, "mlp_sizes": [8], "batch_size": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("evaluation")
+
+
+@pytest.fixture(scope="module")
+def prepared(workspace) -> Path:
+    from astromer_hf.data.prepare import prepare_dataset
+
+    path = workspace / "synthetic"
+    prepare_dataset("synthetic", path, config="macho", n_curves=240, seed=5)  # 26 to 34 curves per class
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(workspace) -> Path:
+    config = AstromerConfig.from_preset("astromer-2", num_hidden_layers=1, hidden_size=16, num_attention_heads=2,
+                                        intermediate_size=16, residual_style="identity")
+    torch.manual_seed(7)
+    folder = workspace / "tiny-astromer"
+    AstromerForMaskedReconstruction(config).save_pretrained(folder)
+    return folder
+
+
+def _config(prepared: Path, model: Path, output: Path, **overrides):
+    return config_from_mapping({"data": str(prepared), "models": {"tiny": str(model)}, "output": str(output),
+                                **SMALL, **overrides})
+
+
+@pytest.fixture(scope="module")
+def evaluation(prepared, tiny_model, workspace):
+    """One run of every method through `astromer evaluate` (in this process, W&B offline), with spies on what each
+    fitted component is given."""
+    from astromer_hf.cli import main
+    from astromer_hf.evaluation import astromer_methods
+
+    seen: dict[str, list] = {"sklearn": [], "finetune": [], "windows": []}
+    original_fit_predict = protocol_module.Evaluation._fit_predict
+    original_window_split = protocol_module.Evaluation._window_split
+    real_finetune = astromer_methods.masked_finetune
+
+    def fit_predict(self, pipeline, X, train, test):
+        seen["sklearn"].append((set(self.pool.object_ids[self.needed[train]]),
+                                set(self.pool.object_ids[self.needed[test]])))
+        return original_fit_predict(self, pipeline, X, train, test)
+
+    def window_split(self, windows, train, validation, test):
+        rows, labels = original_window_split(self, windows, train, validation, test)
+        fitted = set(self.pool.object_ids[self.needed[np.unique(windows.curve[np.concatenate(rows[:2])])]])
+        tested = set(self.pool.object_ids[self.needed[np.unique(windows.curve[rows[2]])]])
+        seen["windows"].append((fitted, tested))
+        return rows, labels
+
+    def finetune(source, train_curves, val_curves, settings, **kwargs):
+        seen["finetune"].append(set(train_curves["object_id"]) | set(val_curves["object_id"]))
+        return real_finetune(source, train_curves, val_curves, settings, **kwargs)
+
+    output = workspace / "results"
+    recipe = workspace / "eval.yaml"
+    recipe.write_text(yaml.safe_dump({"data": str(prepared), "models": {"tiny": str(tiny_model)}, "output": str(output),
+                                      "wandb": {"project": "test", "mode": "offline"}, **SMALL, "folds": 1}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(protocol_module.Evaluation, "_fit_predict", fit_predict)
+        patch.setattr(protocol_module.Evaluation, "_window_split", window_split)
+        patch.setattr(astromer_methods, "masked_finetune", finetune)
+        assert main(["evaluate", "--config", str(recipe), "--folds", str(FOLDS)]) == 0
+    return parse_evaluation_args(["--config", str(recipe), "--folds", str(FOLDS)]), seen
+
+
+def test_every_method_fills_the_table(evaluation):
+    config, _ = evaluation
+    output = Path(config.output)
+    table = pd.read_csv(output / "results.csv", index_col="method")
+    assert list(table.index) == list(METHODS)
+    assert list(table.columns) == [f"SPC {k}" for k in SPC]
+    cells = json.loads((output / "scores.json").read_text())["cells"]
+    assert len(cells) == len(METHODS) * len(SPC) * FOLDS
+    for method in METHODS:
+        for spc in SPC:
+            scores = [c["f1_curve"] for c in cells if c["method"] == method and c["spc"] == spc]
+            assert len(scores) == FOLDS and all(0 <= s <= 1 for s in scores)
+            expected = f"{np.mean(scores):.3f} ± {np.std(scores):.3f}"
+            assert table.loc[method, f"SPC {spc}"] == expected
+            assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", expected)
+    for cell in cells:
+        assert cell["n_test"] == N_TEST * 8 and cell["n_train"] == cell["spc"] * 8
+        assert cell["n_validation"] == 8 * max(1, round(0.2 * cell["spc"]))
+        assert np.asarray(cell["confusion"]).sum() == cell["n_test"]
+        assert (cell["f1_window"] is not None) == (cell["base_method"] in WINDOW_METHODS)
+        if cell["f1_window"] is not None:
+            assert cell["n_test_windows"] >= cell["n_test"] and "training" in cell
+    # the classical features find the simulator's classes; every F1 is a real number
+    features = [c["f1_curve"] for c in cells if c["method"] == "features_rf" and c["spc"] == 10]
+    assert np.mean(features) > 0.3
+    finetuned = [c for c in cells if c["method"] == "finetuned_skip_mlp"]
+    assert all(c["finetuning"]["val_rmse"] for c in finetuned)
+
+
+def test_output_files(evaluation):
+    config, _ = evaluation
+    output = Path(config.output)
+    expected = {"results.csv", "results.md", "results_windows.csv", "scores.csv", "scores.json", "splits.json",
+                "f1_vs_spc.png", "embedding_map.png"}
+    expected |= {f"confusion_{method}_spc{k}.png" for method in METHODS for k in SPC}
+    assert {path.name for path in output.iterdir()} == expected | {"wandb"}
+    for name in expected:
+        if name.endswith(".png"):
+            image = imread(output / name)
+            assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200, name
+    markdown = (output / "results.md").read_text()
+    assert "## Macro F1 per curve" in markdown and "## Macro F1 per window" in markdown
+    header = "| method | SPC 5 | SPC 10 |"
+    assert markdown.count(header) == 2
+    curve_rows = [line for line in markdown.splitlines() if line.startswith("| features_rf |")]
+    table = pd.read_csv(output / "results.csv", index_col="method")
+    cells = table.loc["features_rf"]
+    assert curve_rows == [f"| features_rf | {cells['SPC 5']} | {cells['SPC 10']} |"]
+    windows = pd.read_csv(output / "results_windows.csv", index_col="method")
+    assert list(windows.index) == [m for m in METHODS if m in WINDOW_METHODS]
+    tidy = pd.read_csv(output / "scores.csv")
+    assert len(tidy) == len(METHODS) * len(SPC) * FOLDS
+    assert set(tidy.columns) >= {"method", "spc", "fold", "f1_curve", "f1_window", "seconds"}
+    payload = json.loads((output / "scores.json").read_text())
+    assert payload["protocol"]["classes"] == ["RRab", "RRc", "Cep_0", "Cep_1", "EC", "LPV", "DSCT", "NonVar"]
+    assert payload["config"]["spc"] == SPC and payload["timing"]["total"] > 0
+
+
+def test_no_test_curve_in_any_training_set(evaluation, prepared):
+    config, seen = evaluation
+    splits = json.loads((Path(config.output) / "splits.json").read_text())
+    assert sorted(splits) == [f"fold_{fold}" for fold in range(FOLDS)]
+    for fold in range(FOLDS):
+        entry = splits[f"fold_{fold}"]
+        test = set(entry["test"])
+        assert len(test) == N_TEST * 8
+        previous: set = set()
+        for spc in SPC:
+            train, validation = set(entry[f"spc_{spc}"]["train"]), set(entry[f"spc_{spc}"]["validation"])
+            assert not test & train and not test & validation and not train & validation
+            assert previous <= train  # nested training sets
+            previous = train
+    assert set(splits["fold_0"]["test"]) != set(splits["fold_1"]["test"])
+    # the same folds as the training data module's few_shot (the labelled curves of the three splits, pooled)
+    loaded = datasets.load_from_disk(str(prepared))
+    pooled = datasets.concatenate_datasets([loaded[name] for name in ("train", "validation", "test")])
+    reference = few_shot_splits(pooled, 10, 1, n_test=N_TEST)
+    assert set(reference["test"]["object_id"]) == set(splits["fold_1"]["test"])
+    assert set(reference["train"]["object_id"]) == set(splits["fold_1"]["spc_10"]["train"])
+    # what every fitted component was actually given
+    cells = len(SPC) * FOLDS
+    assert len(seen["sklearn"]) == 4 * cells  # features_rf, random_linear_probe, linear_probe, hybrid_rf
+    assert len(seen["windows"]) == 4 * cells  # raw_gru, skip_mlp, finetuned_skip_mlp, end_to_end
+    assert len(seen["finetune"]) == cells
+    for fitted, tested in seen["sklearn"] + seen["windows"]:
+        assert fitted and tested and not fitted & tested
+    every_test = {oid for entry in splits.values() for oid in entry["test"]}
+    for index, finetuned in enumerate(seen["finetune"]):
+        fold_test = set(splits[f"fold_{index // len(SPC)}"]["test"])
+        assert finetuned and not finetuned & fold_test
+    assert every_test
+
+
+def test_classical_features_from_the_light_curve_package():
+    from astromer_hf.data.simulator import simulate_survey
+    from astromer_hf.evaluation.config import FeatureSettings
+    from astromer_hf.evaluation.features import LightCurveFeatures, compute_features, feature_names
+
+    curves = [np.stack([r["time"], r["mag"], r["mag_err"]], axis=1) for r in simulate_survey(6, seed=2)]
+    short = np.array([[1.0, 15.0, 0.1], [2.0, 15.2, 0.1]])  # dropped by the cleaning (fewer than 5 points)
+    flat = np.stack([np.arange(8.0), np.full(8, 16.0), np.full(8, 0.05)], axis=1)  # constant: some features fail
+    settings = FeatureSettings(frequency_grid=12, n_jobs=1)
+    features = compute_features([*curves, short, flat], settings)
+    names = feature_names(settings)
+    assert features.shape == (8, len(names)) and len(names) > 30
+    for expected in ("amplitude", "stetson_K", "eta", "cusum", "skew", "kurtosis", "periodogram_period_0",
+                     "weighted_mean", "inter_percentile_range_25"):
+        assert expected in names
+    assert np.isfinite(features[:6]).all()
+    assert np.isnan(features[6]).all()
+    assert np.isnan(features[7]).any() and np.isfinite(features[7]).any()
+    transformer = LightCurveFeatures(frequency_grid=12, n_jobs=1).fit(curves)
+    assert list(transformer.get_feature_names_out()) == names
+    np.testing.assert_array_equal(transformer.transform(curves), features[:6])
+
+
+def test_featurizer_in_a_sklearn_pipeline(prepared, tiny_model):
+    from sklearn.base import clone
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from astromer_hf.evaluation import AstromerFeaturizer, LightCurveFeatures
+
+    split = datasets.load_from_disk(str(prepared))["train"].select(range(60))
+    curves = [np.stack([np.asarray(r["time"]), np.asarray(r["mag"]), np.asarray(r["mag_err"])], axis=1) for r in split]
+    labels = np.asarray(split["label"])
+    pipeline = make_pipeline(AstromerFeaturizer(str(tiny_model), device="cpu"), StandardScaler(),
+                             LogisticRegression(max_iter=500))
+    pipeline.fit(curves[:40], labels[:40])
+    predictions = pipeline.predict(curves[40:])
+    assert predictions.shape == (20,) and set(predictions) <= set(labels[:40])
+    featurizer = pipeline.named_steps["astromerfeaturizer"]
+    vectors = featurizer.transform(curves[:3])
+    assert vectors.shape == (3, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, astromer_hf.embed(curves[:3], model=str(tiny_model), device="cpu",
+                                                          progress=False).vectors, rtol=1e-5, atol=1e-6)
+    assert list(featurizer.get_feature_names_out()[:2]) == ["astromer_0", "astromer_1"]
+    assert clone(pipeline).get_params()["astromerfeaturizer__model"] == str(tiny_model)
+    # a datasets.Dataset in the survey schema goes in as it is
+    np.testing.assert_allclose(featurizer.transform(split.select(range(3))), vectors, rtol=1e-5, atol=1e-6)
+    # the hybrid as scikit-learn parts: embeddings and classical features side by side
+    hybrid = Pipeline([
+        ("both", FeatureUnion([("astromer", AstromerFeaturizer(str(tiny_model), device="cpu")),
+                               ("features", LightCurveFeatures(frequency_grid=12, n_jobs=1))])),
+        ("impute", SimpleImputer()), ("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=500)),
+    ])
+    assert hybrid.fit(curves[:40], labels[:40]).predict(curves[40:]).shape == (20,)
+    # a curve the cleaning drops: a NaN row, or an error naming it
+    short = np.array([[1.0, 15.0, 0.1], [2.0, 15.1, 0.1]])
+    assert np.isnan(featurizer.transform([curves[0], short])[1]).all()
+    with pytest.raises(ValueError, match="1 curve.*too few valid observations.*positions \\[1\\]"):
+        AstromerFeaturizer(str(tiny_model), dropped="raise", device="cpu").fit(None).transform([curves[0], short])
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        AstromerFeaturizer(str(tiny_model), pooling="median").fit(curves)
+
+
+def test_results_logged_to_wandb(evaluation):
+    from wandb_runs import find_offline_runs, read_offline_run
+
+    config, _ = evaluation
+    run = read_offline_run(find_offline_runs(config.output)[-1])
+    assert run["finished"]
+    table = pd.read_csv(Path(config.output) / "results.csv", index_col="method")
+    mean = float(table.loc["linear_probe", "SPC 10"].split(" ± ")[0])
+    assert run["summary"]["f1_curve/linear_probe/spc10"] == pytest.approx(mean, abs=5e-4)
+    keys = {item["key"] for item in run["media"]}
+    assert {"figures/f1_vs_spc", "figures/embedding_map", "figures/confusion_skip_mlp_spc5"} <= keys
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"methods": ["features_rf", "svm"]}, r"unknown method\(s\) \['svm'\]; the methods are"),
+        ({"spc": [0, 20]}, r"every spc value must be an integer >= 1, got 0"),
+        ({"spc": [20, 20]}, r"spc lists a value twice"),
+        ({"folds": 0}, r"folds must be an integer >= 1"),
+        ({"models": {}}, r"need an Astromer model: give models"),
+        ({"model_recipes": {"other": "recipes/quickstart.yaml"}}, r"model_recipes names \['other'\], which are not"),
+        ({"head": {"pooling": "median"}}, r"head.pooling must be 'skip', 'mean' or 'max'"),
+        ({"gru": {"hidden_size": 0}}, r"gru.hidden_size must be an integer >= 1"),
+        ({"head": {"epoch": 3}}, r"unknown setting\(s\) \['head.epoch'\]"),
+        ({"spcs": [5]}, r"unknown setting\(s\) \['spcs'\]"),
+        ({"prepare": {"config": "macho"}}, r"prepare needs a 'survey' key"),
+        ({"device": "gpu"}, r"device must be 'auto', 'cpu', 'cuda'"),
+        ({"validation_fraction": 0}, r"validation_fraction must be in \(0, 1\]"),
+    ],
+)
+def test_bad_configurations_are_refused(overrides, message, tmp_path):
+    base = {"data": str(tmp_path / "data"), "models": {"m": "astromer-base"}, "methods": ["features_rf", "skip_mlp"]}
+    with pytest.raises(ValueError, match=message):
+        config_from_mapping({**base, **overrides})
+
+
+def test_bad_runs_are_refused(prepared, tiny_model, tmp_path):
+    def run(**overrides):
+        protocol_module.run_evaluation(_config(prepared, tiny_model, tmp_path / "out", **overrides), verbose=False)
+
+    with pytest.raises(ValueError, match=r"class '\w+' has \d+ curves, but SPC 30 needs n_test 6 \+ 30 training \+ 6 "
+                                         r"validation = 42 per class .* the largest SPC every class allows with "
+                                         r"n_test 6 is \d+"):
+        run(spc=[5, 30], methods=["features_rf"])
+    with pytest.raises(FileNotFoundError, match=r"no prepared dataset at .*missing; run `astromer data prepare"):
+        run(data=str(tmp_path / "missing"), methods=["features_rf"])
+    with pytest.raises(FileNotFoundError, match=r"model 'tiny': no model folder at .*/nowhere/model; train it first"):
+        run(models={"tiny": str(tmp_path / "nowhere" / "model")}, methods=["linear_probe"])
+    with pytest.raises(ValueError, match=r"is the preset 'astromer-2' \(random weights\)"):
+        run(models={"tiny": "astromer-2"}, methods=["linear_probe"])
+    with pytest.raises(ValueError, match=r"no labelled curve in the band\(s\) \['V'\] \(its bands: \['R'\]\)"):
+        run(bands=["V"], methods=["features_rf"])
+    # two rows (bands) of one object could put the object in both a training and a test set
+    rows = {"object_id": ["a", "a", "b", "c", "d"], "survey": ["x"] * 5, "band": ["g", "r", "g", "g", "g"],
+            "time": [[1.0, 2.0, 3.0, 4.0, 5.0]] * 5, "mag": [[1.0, 2.0, 1.0, 2.0, 1.0]] * 5,
+            "mag_err": [[0.1] * 5] * 5, "label": [0, 0, 1, 0, 1], "ra": [0.0] * 5, "dec": [0.0] * 5, "n_obs": [5] * 5}
+    features = datasets.Features({**{k: datasets.Value("string") for k in ("object_id", "survey", "band")},
+                                  **{k: datasets.Sequence(datasets.Value("float64"))
+                                     for k in ("time", "mag", "mag_err")},
+                                  "label": datasets.ClassLabel(names=["A", "B"]), "ra": datasets.Value("float64"),
+                                  "dec": datasets.Value("float64"), "n_obs": datasets.Value("int32")})
+    split = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": split.select([0, 1, 2]), "validation": split.select([3]),
+                          "test": split.select([4])}).save_to_disk(str(tmp_path / "bands"))
+    with pytest.raises(ValueError, match=r"1 object\(s\) .* have several labelled rows \(e.g. 'a': one per band\).*"
+                                         r"bands: \[NAME\]"):
+        run(data=str(tmp_path / "bands"), methods=["features_rf"], spc=[1], n_test=1)
+
+
+def test_command_line_errors_are_one_line(capsys):
+    from astromer_hf.cli import main
+
+    assert main(["evaluate", "--config", str(REPO / "recipes" / "eval_synthetic.yaml"), "--folds", "zero"]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert error[0].startswith("astromer evaluate: error: ") and "folds" in error[0] and "zero" in error[0]
+    assert main(["evaluate", "--config", str(REPO / "recipes" / "eval_synthetic.yaml"), "--spcs", "[5]"]) == 2
+    assert "`astromer evaluate --help` lists every setting" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "--help"])
+    assert exited.value.code == 0 and "--finetune.epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", ["eval_synthetic.yaml", "eval_alcock.yaml"])
+def test_recipes_parse(recipe):
+    config = parse_evaluation_args(["--config", str(REPO / "recipes" / recipe)])
+    assert config.methods == list(METHODS) and config.spc == [20, 50, 100, 500] and config.folds == 3
+    assert config.n_test == 100 and config.wandb is not None
+    if recipe == "eval_alcock.yaml":
+        finetune = yaml.safe_load((REPO / "recipes" / "finetune_alcock.yaml").read_text())
+        assert config.prepare == finetune["data"]["init_args"]["prepare"]
+        assert config.bands == ["R"] and config.models == {"astromer-1": "astromer-1-macho"}
+    else:
+        assert config.prepare["survey"] == "synthetic"
+        assert config.model_recipes == {"quickstart": "recipes/quickstart.yaml"}
+
+
+def test_curve_logits_weigh_windows_by_observations():
+    from astromer_hf.evaluation.training import curve_logits
+
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    out = curve_logits(logits, np.array([0, 0, 2]), np.array([100, 300, 50]), 3)
+    np.testing.assert_allclose(out, [[0.5, 0.75], [0.0, 0.0], [0.0, 3.0]])
