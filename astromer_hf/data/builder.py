@@ -199,10 +199,13 @@ def _conform(value, hint):
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
             return int(value)
         if text is not None and _INTEGER_RE.fullmatch(text):
-            return int(text)
+            with contextlib.suppress(ValueError):  # more digits than int() reads
+                return int(text)
     elif hint is float:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return float(value)
+            with contextlib.suppress(OverflowError):  # an integer beyond the float range
+                return float(value)
+            raise _Mismatch
         with contextlib.suppress(ValueError):
             if text and text.lower() not in ("true", "false"):
                 return float(text)
@@ -239,7 +242,7 @@ def _decoded(value, kind: type):
     if isinstance(value, (list, tuple) if kind is list else dict):
         return list(value) if kind is list else value
     if isinstance(value, str):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):  # RecursionError: JSON nested too deep
             decoded = json.loads(value)
             if isinstance(decoded, kind):
                 return decoded
@@ -290,7 +293,11 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
 
     def base_url(self) -> str:
         """The configured mirror, else ``$ASTROMER_<SURVEY>_BASE_URL``, else the survey's public source."""
-        return self.config.base_url or os.environ.get(f"ASTROMER_{self.SURVEY.upper()}_BASE_URL") or self.BASE_URL
+        return self.config.base_url or os.environ.get(self.mirror_variable()) or self.BASE_URL
+
+    def mirror_variable(self) -> str:
+        """The environment variable naming a mirror of this survey: ``ASTROMER_<SURVEY>_BASE_URL``."""
+        return f"ASTROMER_{self.SURVEY.upper()}_BASE_URL"
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
         # `datasets` copies a predefined configuration and applies keyword overrides with setattr, after
@@ -330,7 +337,8 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         """:func:`~astromer_hf.data.download.download_file` with this configuration's ``download_retries`` and
         ``download_deadline``, the archive check (:func:`archive_problem`) and the `datasets` download configuration
         this builder was given (``download_mode="force_redownload"`` fetches again, ``disable_tqdm`` hides the
-        progress bar). A :class:`~astromer_hf.data.download.DownloadError` names the survey."""
+        progress bar). A :class:`~astromer_hf.data.download.DownloadError` names the survey and, for a file under
+        :meth:`base_url`, how to download from a mirror instead."""
         options = getattr(self, "_download_config", None) or datasets.DownloadConfig()
         try:
             return download_file(
@@ -339,7 +347,11 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
                 progress=not options.disable_tqdm, check=archive_problem,
             ).path
         except DownloadError as error:
-            error.args = (f"{self.SURVEY}: {error.args[0]}", *error.args[1:])
+            base = self.base_url().rstrip("/")
+            hint = (f"; to download from a mirror, set base_url (astromer data prepare {self.SURVEY} --set "
+                    f"base_url=URL; in a recipe, base_url under prepare:) or the environment variable "
+                    f"{self.mirror_variable()}") if base and url.startswith(f"{base}/") else ""
+            error.args = (f"{self.SURVEY}: {error.args[0]}{hint}", *error.args[1:])
             raise
 
     @contextlib.contextmanager
@@ -409,11 +421,34 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         self._reports[split] = report
         self.info.description = describe_reports(self.SURVEY, self._reports)
 
+    def _columns(self, record: dict) -> dict[str, np.ndarray]:
+        """The record's sequence columns as float64 arrays of one length; else a ValueError naming the curve."""
+        where = f"{self.SURVEY} object {record.get('object_id')!r} band {record.get('band')!r}"
+        columns = {}
+        for name in SEQUENCE_COLUMNS:
+            if name not in record:
+                if name in ("time", "mag", "mag_err"):
+                    raise ValueError(f"{where}: no {name} values")
+                continue
+            try:
+                raw = np.asarray(record[name])
+                if raw.dtype.kind == "c":
+                    raise TypeError(f"complex dtype {raw.dtype}")
+                column = raw.astype(np.float64)
+            except (ValueError, TypeError, OverflowError) as err:
+                raise ValueError(f"{where}: {name} must hold real numbers ({type(err).__name__}: {err})") from None
+            if column.ndim != 1:
+                raise ValueError(f"{where}: {name} must hold one value per observation, got shape {column.shape}")
+            columns[name] = column
+        lengths = {name: len(column) for name, column in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{where}: its columns differ in length {lengths}")
+        return columns
+
     def _clean(self, record: dict, report: dict) -> dict | None:
         """Cleaned schema row of one record, or None when the curve is dropped; counts go into ``report``."""
-        values = np.column_stack(
-            [np.asarray(record[name], dtype=np.float64) for name in ("time", "mag", "mag_err")]
-        ).reshape(-1, 3)
+        columns = self._columns(record)
+        values = np.column_stack([columns[name] for name in ("time", "mag", "mag_err")])
         curves = RaggedCurves(values, np.array([0, len(values)], dtype=np.int64))
         rows, kept, _, outcome = select_clean_rows(
             curves, max_error=self.config.max_error, min_observations=self.config.min_observations
@@ -423,9 +458,8 @@ class LightCurveBuilder(datasets.GeneratorBasedBuilder):
         if len(kept) == 0:
             return None
         row = {key: value for key, value in record.items() if key not in SEQUENCE_COLUMNS}
-        for name in SEQUENCE_COLUMNS:
-            if name in record:
-                row[name] = np.asarray(record[name])[rows]
+        for name, column in columns.items():
+            row[name] = column[rows]
         row.setdefault("survey", self.SURVEY)
         row["n_obs"] = len(rows)
         row.setdefault("ra", None)

@@ -289,6 +289,8 @@ class Evaluation:
         uses_model = any(method in MODEL_METHODS for method in config.methods)
         with self.timed("resolve_models"):  # with the training of missing models (model_recipes)
             self.model_sources = resolve_models(config) if uses_model else {}
+        for name in self.model_sources:  # a model that cannot be loaded stops the run now, not hours later
+            self.model(name)
         self.say(f"Evaluation pool: {len(self.pool.labels)} labelled curves of {config.data} in {self.n_classes} "
                  f"classes; {len(self.needed)} used by SPC {spc_sorted(config.spc)} x {config.folds} fold(s), "
                  f"{config.n_test} test curves per class; device {self.device}")

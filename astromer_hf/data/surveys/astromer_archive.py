@@ -138,10 +138,20 @@ class AstromerArchive(LightCurveBuilder):
 def _grouped_curves(shard: Path, batch_size: int = 262_144) -> Iterator[tuple[str, np.ndarray]]:
     """``(newID, [N, 3] values)`` of a long-format shard whose rows are grouped by ``newID``, batch by batch."""
     pending_id, pending = None, []
-    for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size, columns=["mjd", "mag", "errmag", "newID"]):
+    columns = ["mjd", "mag", "errmag", "newID"]
+    parquet = pq.ParquetFile(shard)
+    missing = [name for name in columns if name not in parquet.schema_arrow.names]
+    if missing:
+        raise ValueError(f"{shard} lacks the column(s) {missing} of the long format ({parquet.schema_arrow.names})")
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
         frame = batch.to_pandas()
-        ids = frame["newID"].astype(str).to_numpy()
-        values = frame[["mjd", "mag", "errmag"]].to_numpy(dtype=np.float64)
+        if frame["newID"].isna().any():
+            raise ValueError(f"{shard}: {int(frame['newID'].isna().sum())} row(s) without a newID")
+        ids = frame["newID"].astype(str).to_numpy(dtype=object)
+        try:
+            values = frame[["mjd", "mag", "errmag"]].to_numpy(dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{shard}: mjd, mag and errmag must hold numbers ({err})") from None
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         ends = np.r_[starts[1:], len(ids)]
         for start, end in zip(starts, ends):
@@ -161,16 +171,19 @@ def read_lightcurve_table(path: Path) -> np.ndarray:
     The separator (comma, semicolon or white space) and a header row are detected from the first data line;
     lines starting with ``#`` are comments.
     """
-    with open(path) as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         first = next((line for line in handle if line.strip() and not line.lstrip().startswith("#")), "")
     separator = "," if "," in first else ";" if ";" in first else r"\s+"
     fields = [f for f in (first.split(separator) if separator != r"\s+" else first.split()) if f.strip()]
+    if len(fields) < 3:
+        raise ValueError(f"{path} has fewer than three columns (time, magnitude, error) in its first line {first!r}")
     try:
         [float(f) for f in fields[:3]]
         header = None
     except ValueError:
         header = 0
-    table = pd.read_csv(path, sep=separator, header=header, comment="#", usecols=[0, 1, 2], engine="c")
-    if table.shape[1] < 3:
-        raise ValueError(f"{path} has fewer than three columns (time, magnitude, error)")
-    return table.to_numpy(dtype=np.float64)
+    try:
+        table = pd.read_csv(path, sep=separator, header=header, comment="#", usecols=[0, 1, 2], engine="c")
+        return table.to_numpy(dtype=np.float64)
+    except ValueError as err:  # pandas' ParserError, UnicodeDecodeError, text in a number column...
+        raise ValueError(f"{path}: not three numeric columns (time, magnitude, error): {err}") from None

@@ -153,7 +153,7 @@ class AtlasVariableStars(LightCurveBuilder):
         return {"catalogue": self.download(self.config.catalogue_file)}
 
     def _catalogue(self, path: Path) -> pd.DataFrame:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = _read_csv(path, dtype=str, keep_default_na=False)
         columns = _resolve(table.columns, CATALOGUE_COLUMNS, path, required=("id", "class"))
         frame = pd.DataFrame({"object_id": table[columns["id"]].str.strip()})
         for name in ("ra", "dec"):
@@ -226,14 +226,26 @@ class AtlasVariableStars(LightCurveBuilder):
 
 def read_detections(path: Path, *, drop_flagged: bool = False) -> pd.DataFrame:
     """``time`` (float64; shortest-repr decimals read back exactly), ``mag``, ``mag_err``, ``filter`` (lower case) of one detection CSV."""
-    table = pd.read_csv(path)
+    table = _read_csv(path)
     columns = _resolve(table.columns, DETECTION_COLUMNS, path, required=("time", "mag", "mag_err", "filter"))
-    frame = pd.DataFrame({name: table[columns[name]] for name in ("time", "mag", "mag_err")}).astype(np.float64)
-    frame["filter"] = table[columns["filter"]].astype(str).str.strip().str.lower()
+    try:
+        frame = pd.DataFrame({name: table[columns[name]] for name in ("time", "mag", "mag_err")}).astype(np.float64)
+    except (ValueError, TypeError) as err:
+        names = [columns[name] for name in ("time", "mag", "mag_err")]
+        raise ValueError(f"{path}: the columns {names} must hold numbers ({err})") from None
+    frame["filter"] = table[columns["filter"]].astype(object).fillna("").astype(str).str.strip().str.lower()
     if drop_flagged and "flags" in columns:
         flags = pd.to_numeric(table[columns["flags"]], errors="coerce").fillna(0)
         frame = frame[flags.to_numpy() == 0]
     return frame
+
+
+def _read_csv(path: Path, **options) -> pd.DataFrame:
+    """``pandas.read_csv`` of one ATLAS file; one that is not CSV text is a ValueError naming it."""
+    try:
+        return pd.read_csv(path, **options)
+    except ValueError as err:  # pandas' EmptyDataError and ParserError, UnicodeDecodeError
+        raise ValueError(f"{path} is not a readable CSV file ({type(err).__name__}: {err})") from None
 
 
 def _resolve(available, aliases: dict, path: Path, required: tuple[str, ...]) -> dict[str, str]:

@@ -76,6 +76,7 @@ import csv
 import math
 import urllib.parse
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,27 +286,57 @@ class GaiaEpochPhotometry(LightCurveBuilder):
 # ---------------------------------------------------------------------------------------------------- parsing
 def read_classes(path: Path) -> dict[int, str]:
     """``{source_id: best_class_name}`` from a CSV with those two columns (empty class names are skipped)."""
-    rows = _csv_rows(Path(path).read_text(encoding="utf-8-sig"))
-    header = [name.strip().lower() for name in next(rows, [])]
+    rows = _csv_rows(_text(Path(path).read_bytes(), path))
+    header = [name.strip().lower() for name in _next_row(rows, path)]
     if "source_id" not in header or "best_class_name" not in header:
         raise ValueError(f"{path} has no source_id / best_class_name columns (header: {header})")
     id_at, class_at = header.index("source_id"), header.index("best_class_name")
     classes = {}
-    for row in rows:
+    for number, row in enumerate(_checked_rows(rows, path), 1):
         if len(row) > max(id_at, class_at) and row[class_at].strip():
-            classes[int(row[id_at])] = row[class_at].strip()
+            classes[_source_id(row[id_at], f"{path}, data row {number}")] = row[class_at].strip()
     return classes
+
+
+def _text(data: bytes, name: object) -> str:
+    """UTF-8 text (a BOM dropped); other bytes are a ValueError naming the file."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{name} is not UTF-8 text: {err}") from None
+
+
+def _source_id(value: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{where}: source_id {value[:40]!r} is not an integer") from None
+
+
+def _next_row(rows: Iterator[list[str]], name: object) -> list[str]:
+    return next(_checked_rows(rows, name), [])
+
+
+def _checked_rows(rows: Iterator[list[str]], name: object) -> Iterator[list[str]]:
+    """``rows``, with the csv module's own errors (a field over its size limit...) as ValueErrors naming ``name``."""
+    try:
+        yield from rows
+    except csv.Error as err:
+        raise ValueError(f"{name}: unreadable CSV ({err})") from None
 
 
 def response_tables(path: Path) -> Iterator[str]:
     """The CSV texts of a DataLink answer: the file itself, or each CSV member of a ZIP archive."""
-    if zipfile.is_zipfile(path):
+    if not zipfile.is_zipfile(path):
+        yield _text(Path(path).read_bytes(), path)
+        return
+    try:
         with zipfile.ZipFile(path) as archive:
             for member in sorted(archive.namelist()):
                 if not member.endswith("/"):
-                    yield archive.read(member).decode("utf-8-sig")
-    else:
-        yield Path(path).read_text(encoding="utf-8-sig")
+                    yield _text(archive.read(member), f"{path}: {member}")
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error, OSError) as err:
+        raise ValueError(f"{path}: damaged or unsupported ZIP archive ({type(err).__name__}: {err})") from None
 
 
 def _csv_rows(text: str) -> Iterator[list[str]]:
@@ -353,7 +384,7 @@ def parse_epoch_photometry(text: str, keep: Callable[[int], bool] = lambda s: Tr
     Either layout (detected from the header). Rejected transits are removed and counted; sources for which ``keep``
     is False are skipped before their values are parsed. Sources come in order of first appearance.
     """
-    rows = _csv_rows(text)
+    rows = _checked_rows(_csv_rows(text), "epoch photometry")
     header = [name.strip().lower() for name in next(rows, [])]
     if not header:
         return
@@ -370,10 +401,10 @@ def _group_rows(header: list[str], rows: Iterator[list[str]]) -> dict[int, list[
         raise ValueError(f"no source_id column in the epoch photometry (header: {header})")
     id_at = header.index("source_id")
     groups: dict[int, list[list[str]]] = {}
-    for row in rows:
+    for number, row in enumerate(rows, 1):
         if len(row) != len(header):
-            raise ValueError(f"a row has {len(row)} fields, the header {len(header)}: {row[:4]}...")
-        groups.setdefault(int(row[id_at]), []).append(row)
+            raise ValueError(f"data row {number} has {len(row)} fields, the header {len(header)}: {row[:4]}...")
+        groups.setdefault(_source_id(row[id_at], f"data row {number}"), []).append(row)
     return groups
 
 

@@ -91,6 +91,7 @@ import gzip
 import io
 import math
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,13 +154,25 @@ def _number(text: str) -> float:
         return math.nan
 
 
+def _star_id(parts: list) -> str | None:
+    """``field.tile.seq`` from three whole numbers given as text, else None."""
+    if len(parts) != 3 or any(part is None for part in parts):
+        return None
+    try:
+        return ".".join(str(int(part)) for part in parts)
+    except ValueError:
+        return None
+
+
 def alcock_class(value: str) -> str | None:
     """The ``alcock`` class of a classification-table entry (MACHO number or name), None when dropped."""
     text = str(value).strip()
     try:
-        return MACHO_CLASS_CODES.get(int(float(text)))
+        number = float(text)
     except ValueError:
         pass
+    else:  # a class number: whole numbers only ("inf", "nan", "1.5" name no class)
+        return MACHO_CLASS_CODES.get(int(number)) if number.is_integer() else None
     if text.upper().startswith("LPV"):
         return "LPV"
     return text if text in ALCOCK_CLASSES else None
@@ -250,14 +263,18 @@ class MachoPhotometry(LightCurveBuilder):
                     f"(columns found: {reader.fieldnames})"
                 )
             table = {}
-            for row in reader:
+            for number, row in enumerate(reader, 1):
                 if "id" in columns:
-                    object_id = ".".join(str(int(part)) for part in row[columns["id"]].strip().split("."))
+                    parts = (row[columns["id"]] or "").strip().split(".")
                 else:
-                    object_id = ".".join(
-                        str(int(row[name])) for name in (columns["field"], columns["tile"], seq_column)
+                    parts = [row[name] for name in (columns["field"], columns["tile"], seq_column)]
+                object_id = _star_id(parts)
+                if object_id is None:
+                    raise ValueError(
+                        f"data row {number} of the classification table: {str(parts)[:80]} is not a MACHO star id "
+                        "(field, tile and sequence, whole numbers)"
                     )
-                label = alcock_class(row[class_column])
+                label = alcock_class(row[class_column] or "")
                 if label is None:
                     continue
                 coordinates = {
@@ -337,6 +354,16 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="ascii", errors="replace", newline="")
 
 
+def _tile_lines(path: Path, handle: io.TextIOBase) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a tile file; a broken gzip stream is a ValueError naming the file and the line."""
+    number = 0
+    try:
+        for number, line in enumerate(handle, 1):
+            yield number, line
+    except (EOFError, OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: damaged gzip stream after line {number} ({type(err).__name__}: {err})") from None
+
+
 def _stars(path: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, list[tuple[float, ...]]]]:
     """``(field.tile.seq, epochs)`` of the stars of one tile file, star by star, streaming.
 
@@ -347,7 +374,7 @@ def _stars(path: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, lis
     current, current_wanted, epochs = None, False, []
     finished: set[str] = set()
     with _open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in _tile_lines(path, handle):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue

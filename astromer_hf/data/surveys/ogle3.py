@@ -174,24 +174,42 @@ def parse_ident_line(line: str) -> Ogle3Star | None:
     hours, minutes, seconds, sign, degrees, arcmin, arcsec = match.groups()
     ra = 15.0 * (int(hours) + int(minutes) / 60.0 + float(seconds) / 3600.0)
     dec = int(degrees) + int(arcmin) / 60.0 + float(arcsec) / 3600.0
+    if not (ra <= 360.0 and dec <= 90.0):
+        raise ValueError(f"coordinates out of range (RA to 24 h, Dec to 90 deg) in the ident.dat line {text!r}")
     return Ogle3Star(object_id, field, " ".join(rest), ra, -dec if sign == "-" else dec)
 
 
 def read_ident(path: Path) -> list[Ogle3Star]:
+    """The stars of an ``ident.dat``; a line that cannot be read is a ValueError naming the file and line."""
+    stars = []
     with open(path, encoding="latin-1") as handle:
-        return [star for star in map(parse_ident_line, handle) if star is not None]
+        for number, line in enumerate(handle, 1):
+            try:
+                star = parse_ident_line(line)
+            except ValueError as err:
+                raise ValueError(f"{path}, line {number}: {err}") from None
+            if star is not None:
+                stars.append(star)
+    return stars
 
 
-def read_photometry(data: bytes | str | Path) -> np.ndarray:
-    """``[N, 3]`` float64 (HJD - 2450000, magnitude, error) from the first three columns of a photometry file."""
+def read_photometry(data: bytes | str | Path, name: str | None = None) -> np.ndarray:
+    """``[N, 3]`` float64 (HJD - 2450000, magnitude, error) from the first three columns of a photometry file.
+
+    ``name`` names the data in errors (an archive member); a path names itself.
+    """
     if not isinstance(data, (bytes, bytearray)):  # a path (no isinstance(Path): `datasets` may patch pathlib)
+        name = name or os.fspath(data)
         with open(os.fspath(data), "rb") as handle:
             data = handle.read()
     lines = [line for line in data.decode("latin-1").splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         return np.empty((0, 3), dtype=np.float64)
-    values = np.loadtxt(io.StringIO("\n".join(lines)), usecols=(0, 1, 2), dtype=np.float64, ndmin=2)
-    return values
+    try:
+        return np.loadtxt(io.StringIO("\n".join(lines)), usecols=(0, 1, 2), dtype=np.float64, ndmin=2)
+    except ValueError as err:
+        where = f"{name}: " if name else ""
+        raise ValueError(f"{where}not three numeric columns (time, magnitude, error): {err}") from None
 
 
 class Ogle3VariableStars(LightCurveBuilder):
@@ -305,5 +323,8 @@ class Ogle3VariableStars(LightCurveBuilder):
                 star = stars.get(match.group(2))
                 if star is None or not keep(star.object_id):
                     continue
-                handle = tar.extractfile(member)
-                yield self._record(star, label, match.group(1).upper(), read_photometry(handle.read()))
+                try:
+                    values = read_photometry(tar.extractfile(member).read())
+                except ValueError as err:
+                    raise ValueError(f"member {member.name}: {err}") from None
+                yield self._record(star, label, match.group(1).upper(), values)

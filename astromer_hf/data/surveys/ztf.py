@@ -198,21 +198,21 @@ class ZtfLightCurves(LightCurveBuilder):
 
     def _record(self, oid: str, band: str, group: pd.DataFrame, label: str | None) -> dict:
         mask = self.config.catflags_mask
-        flags = group["catflags"].to_numpy(dtype=np.int64)
+        where = f"object {oid} band {band}"
+        flags = _numbers(group, "catflags", where, whole=True)
         good = (flags & mask) == 0
-        kept = group[good]
         return {
             "object_id": oid,
             "band": band,
-            "time": kept["mjd"].to_numpy(dtype=np.float64),
-            "mag": kept["mag"].to_numpy(dtype=np.float64),
-            "mag_err": kept["magerr"].to_numpy(dtype=np.float64),
+            "time": _numbers(group, "mjd", where)[good],
+            "mag": _numbers(group, "mag", where)[good],
+            "mag_err": _numbers(group, "magerr", where)[good],
             "label": label,
-            "ra": float(np.median(group["ra"].to_numpy(dtype=np.float64))),
-            "dec": float(np.median(group["dec"].to_numpy(dtype=np.float64))),
-            "field": int(group["field"].iloc[0]),
-            "ccdid": int(group["ccdid"].iloc[0]),
-            "qid": int(group["qid"].iloc[0]),
+            "ra": float(np.median(_numbers(group, "ra", where))),
+            "dec": float(np.median(_numbers(group, "dec", where))),
+            "field": int(_numbers(group.iloc[:1], "field", where, whole=True)[0]),
+            "ccdid": int(_numbers(group.iloc[:1], "ccdid", where, whole=True)[0]),
+            "qid": int(_numbers(group.iloc[:1], "qid", where, whole=True)[0]),
             "n_flagged": int((~good).sum()),
         }
 
@@ -222,15 +222,34 @@ class ZtfLightCurves(LightCurveBuilder):
         self.info.description += f"\n{EMPTY_MARKER}{json.dumps(empty)}"
 
 
+def _numbers(group: pd.DataFrame, column: str, where: str, whole: bool = False) -> np.ndarray:
+    """One column of an object's rows as float64, or int64 when ``whole`` (whole numbers below 2**31: the schema's
+    int32 columns and the catflags bits); anything else is a ValueError naming the object and the column."""
+    try:
+        values = group[column].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: column {column} holds text that is not a number ({err})") from None
+    if not whole:
+        return values
+    bad = ~(np.isfinite(values) & (np.round(values) == values) & (np.abs(values) < 2**31))
+    if bad.any():
+        raise ValueError(f"{where}: column {column} must hold whole numbers below 2**31, found {float(values[bad][0])!r}")
+    return values.astype(np.int64)
+
+
 def read_response(path: Path) -> pd.DataFrame:
     """The rows of one IRSA CSV answer (empty frame when the answer holds no detection)."""
     if path.stat().st_size == 0:
         return pd.DataFrame(columns=list(REQUIRED_COLUMNS))
     try:
-        table = pd.read_csv(path, dtype={"oid": str, "filtercode": str})
+        header = pd.read_csv(path, nrows=0).columns  # ids and codes stay text, whatever spaces pad their names
+        table = pd.read_csv(path, dtype={name: str for name in header if str(name).strip() in ("oid", "filtercode")})
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=list(REQUIRED_COLUMNS))
     table.columns = [str(column).strip() for column in table.columns]
+    repeated = sorted({column for column in REQUIRED_COLUMNS if list(table.columns).count(column) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the column(s) {repeated} appear more than once in its header")
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
         head = path.read_text(errors="replace")[:200]
