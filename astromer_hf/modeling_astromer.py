@@ -11,8 +11,10 @@ Shapes used in the docstrings: ``B`` batch (windows), ``T`` window length (obser
 ``H`` attention heads, ``L`` layers, ``C`` classes.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -131,7 +133,7 @@ def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float 
     Args:
         times (`torch.Tensor` of shape `(B, T)`): window-centred observation times in days. float64 input is kept in
             float64 for the angle computation; anything else is computed in float32.
-        hidden_size (`int`): number of channels ``D``.
+        hidden_size (`int`): number of channels ``D`` (even).
         base (`float`): frequency base.
 
     Returns:
@@ -140,9 +142,11 @@ def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float 
     compute_dtype = torch.float64 if times.dtype == torch.float64 else torch.float32
     channels = torch.arange(hidden_size, device=times.device, dtype=torch.float64)
     frequencies = torch.pow(torch.tensor(float(base), dtype=torch.float64), -2.0 * channels / hidden_size)
-    angles = times.to(compute_dtype).unsqueeze(-1) * frequencies.to(device=times.device, dtype=compute_dtype)
-    is_even = (torch.arange(hidden_size, device=times.device) % 2) == 0
-    return torch.where(is_even, torch.sin(angles), torch.cos(angles))
+    frequencies = frequencies.to(device=times.device, dtype=compute_dtype)
+    t = times.to(compute_dtype).unsqueeze(-1)
+    # sine of the even channels' angles, cosine of the odd ones' (each computed once), interleaved back
+    encoding = torch.stack((torch.sin(t * frequencies[0::2]), torch.cos(t * frequencies[1::2])), dim=-1)
+    return encoding.flatten(-2)
 
 
 def build_attention_bias(concealed: torch.Tensor, style: str, dtype: torch.dtype) -> torch.Tensor:
@@ -164,6 +168,45 @@ def build_attention_bias(concealed: torch.Tensor, style: str, dtype: torch.dtype
         return torch.clamp(m[:, None, :, None] + m[:, None, None, :], max=1.0)
     mask_value = max(KEY_MASK_VALUE, torch.finfo(dtype).min)
     return (m * mask_value)[:, None, None, :]
+
+
+def _cache_sizes() -> tuple[int, int]:
+    """``(L2 bytes per core, last-level cache bytes)`` of CPU 0, read from sysfs; conservative defaults elsewhere."""
+    global _CACHE_SIZES
+    if _CACHE_SIZES is None:
+        sizes = {}
+        root = "/sys/devices/system/cpu/cpu0/cache"
+        try:
+            for index in sorted(name for name in os.listdir(root) if name.startswith("index")):
+                with open(f"{root}/{index}/level") as level, open(f"{root}/{index}/size") as size, \
+                        open(f"{root}/{index}/type") as kind:
+                    if kind.read().strip() == "Instruction":
+                        continue
+                    text = size.read().strip().upper()
+                    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+                    sizes[int(level.read())] = int(text.rstrip("KMG")) * scale
+        except (OSError, ValueError):
+            pass
+        l2 = sizes.get(2, 1 << 20)
+        _CACHE_SIZES = (l2, max(sizes.values(), default=l2))
+    return _CACHE_SIZES
+
+
+_CACHE_SIZES: tuple[int, int] | None = None
+
+
+def default_inference_batch_size(config: AstromerConfig, length: int) -> int:
+    """Windows per slice of a CPU inference batch, from the machine's caches rather than the caller's batch size.
+
+    A slice's activations (per position: the input and fused Q/K/V of the attention, its output, the feed-forward's
+    inner layer, in float32) should fit in half the last-level cache, so that each layer reads what the previous one
+    wrote from the cache instead of memory; large batches otherwise get slower per window. At least 8 windows (small
+    GEMMs are inefficient), rounded down to a power of two.
+    """
+    _, last_level = _cache_sizes()
+    per_position = 4 * (6 * config.hidden_size + 2 * config.intermediate_size)
+    windows = max(1, (last_level // 2) // max(1, per_position * max(1, length)))
+    return max(8, 1 << (windows.bit_length() - 1))
 
 
 def inverse_error_weights(errors: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -302,9 +345,45 @@ def eager_attention_forward(
 # ----------------------------------------------------------------------------------------------------------------------
 # Modules
 # ----------------------------------------------------------------------------------------------------------------------
+class AttentionMask(NamedTuple):
+    """How concealed (masked or padded) positions enter the attention logits, in the form the attention path of the
+    call uses; :class:`AstromerModel` builds it once per forward pass.
+
+    Attributes:
+        bias (`torch.Tensor`, *optional*): additive logit bias broadcastable to `(B, H, T, T)`: the dense
+            `(B, 1, T, T)` Astromer 1 bias for eager attention, a per-key `(B, 1, 1, T)` bias (Astromer 2's key mask,
+            log key multiplicities), or None.
+        query_extra, key_extra (`torch.Tensor` of shape `(B, T)`, *optional*): a rank-one term
+            ``query_extra_i * key_extra_j`` added to the logits. The SDPA path computes it inside ``Q K^T`` by
+            appending one column to every head's queries and keys, so Astromer 1's ``+min(1, m_i + m_j)`` bias is
+            never built as a `(B, T, T)` tensor (see :func:`additive_one_rank_one_terms`).
+    """
+
+    bias: torch.Tensor | None = None
+    query_extra: torch.Tensor | None = None
+    key_extra: torch.Tensor | None = None
+
+
+def additive_one_rank_one_terms(concealed: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Astromer 1's bias ``min(1, m_i + m_j)`` as a rank-one term, for softmax over keys ``j``.
+
+    ``min(1, m_i + m_j) = m_i + (1 - m_i) m_j`` for binary ``m``, and ``m_i`` is the same for every key of query
+    ``i``, which softmax ignores; so the attention weights are those of the bias ``(1 - m_i) m_j``: the outer product
+    of ``1 - m`` (queries) and ``m`` (keys). Returns ``(1 - m, m)`` as `(B, T)` tensors of ``dtype``.
+    """
+    m = concealed.to(dtype)
+    return 1.0 - m, m
+
+
+def _uses_fast_attention(config: AstromerConfig, output_attentions: bool) -> bool:
+    """Whether a forward pass takes the SDPA path (fused projections, no dense mask) rather than the eager one."""
+    return config._attn_implementation == "sdpa" and not output_attentions
+
+
 class AstromerEmbeddings(nn.Module):
     """Input embedding: ``Linear(1 -> D)(magnitude) + time_encoding(time)``; concealed magnitudes are first replaced
-    by the trainable scalar [MASK] token when the config has one."""
+    by the trainable scalar [MASK] token when the config has one. Under autocast it is still computed in float32
+    (the time encoding of large angles and the one-column projection lose most in reduced precision)."""
 
     def __init__(self, config: AstromerConfig):
         super().__init__()
@@ -320,19 +399,33 @@ class AstromerEmbeddings(nn.Module):
             concealed (`torch.BoolTensor` of shape `(B, T)`): masked or padded positions.
 
         Returns:
-            The embedding before dropout, `(B, T, D)`.
+            The embedding before dropout, `(B, T, D)`, in the dtype of the weights.
         """
+        device_type = magnitudes.device.type
+        if torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):
+                return self._embed(magnitudes, times, concealed)
+        return self._embed(magnitudes, times, concealed)
+
+    def _embed(self, magnitudes: torch.Tensor, times: torch.Tensor, concealed: torch.Tensor) -> torch.Tensor:
         weight = self.magnitude_projection.weight
         magnitudes = magnitudes.to(weight.dtype)
         if self.mask_token is not None:
             magnitudes = torch.where(concealed, self.mask_token.to(weight.dtype), magnitudes)
-        projected = self.magnitude_projection(magnitudes.unsqueeze(-1))
+        # Linear(1 -> D) is an outer product: one multiply-add per element, no GEMM with an inner dimension of 1
+        projected = torch.addcmul(self.magnitude_projection.bias, magnitudes.unsqueeze(-1), weight.squeeze(-1))
         encoding = sinusoidal_time_encoding(times, self.config.hidden_size, self.config.time_encoding_base)
         return projected + encoding.to(weight.dtype)
 
 
 class AstromerAttention(nn.Module):
-    """Multi-head self-attention with biased Q/K/V/output projections, as in both released models."""
+    """Multi-head self-attention with biased Q/K/V/output projections, as in both released models.
+
+    The weights are stored as the four separate projections of the original (``q_proj``, ``k_proj``, ``v_proj``,
+    ``out_proj``: the checkpoint format). The SDPA path (:meth:`fused_forward`) concatenates them at run time into
+    one ``(3D, D)`` projection, a GEMM three times as wide, and reads queries, keys and values as strided views of its
+    output; gradients flow back to the separate weights.
+    """
 
     is_causal = False
 
@@ -350,7 +443,8 @@ class AstromerAttention(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """
+        """Attention through transformers' attention interface (eager, or the implementation the config names).
+
         Args:
             hidden_states (`torch.Tensor` of shape `(B, T, D)`).
             attention_bias (`torch.Tensor` broadcastable to `(B, H, T, T)`): additive logit bias.
@@ -373,6 +467,51 @@ class AstromerAttention(nn.Module):
         output = self.out_proj(output.reshape(batch, length, -1))
         return output, weights
 
+    def fused_forward(
+        self, hidden_states: torch.Tensor, mask: AttentionMask, residual_projection: nn.Linear | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The SDPA path: one fused Q/K/V GEMM (with ``residual_projection``, Astromer 2's ``Linear(x)`` residual
+        branch, as further columns of the same GEMM), ``scaled_dot_product_attention`` on strided views, and the
+        output projection.
+
+        A rank-one bias (``mask.query_extra``, ``mask.key_extra``) is computed inside ``Q K^T``: every head's
+        queries and keys get one more column (zero rows of the fused weight, filled with ``query_extra / scale`` and
+        ``key_extra``; the values get a zero column, which a zero column of the output weight drops). On CUDA the
+        heads are widened by 8 instead of 1, keeping the head size a multiple of 8 for the flash kernels.
+
+        Returns:
+            The attention output `(B, T, D)` and ``residual_projection(hidden_states)`` (None without it).
+        """
+        batch, length, hidden = hidden_states.shape
+        heads, head_dim = self.num_heads, self.head_dim
+        extra = 0 if mask.query_extra is None else (1 if hidden_states.device.type == "cpu" else 8)
+        width = head_dim + extra
+        weight = torch.stack((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        bias = torch.stack((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+        if extra:
+            weight = nn.functional.pad(weight.view(3, heads, head_dim, hidden), (0, 0, 0, extra))
+            bias = nn.functional.pad(bias.view(3, heads, head_dim), (0, extra))
+        weight, bias = weight.reshape(3 * heads * width, hidden), bias.reshape(3 * heads * width)
+        if residual_projection is not None:
+            weight = torch.cat((weight, residual_projection.weight))
+            bias = torch.cat((bias, residual_projection.bias))
+        projected = nn.functional.linear(hidden_states, weight, bias)
+        qkv = projected[..., : 3 * heads * width].view(batch, length, 3, heads, width)
+        if extra:
+            qkv[:, :, 0, :, head_dim] = (mask.query_extra / self.scaling).unsqueeze(-1).to(qkv.dtype)
+            qkv[:, :, 1, :, head_dim] = mask.key_extra.unsqueeze(-1).to(qkv.dtype)
+        residual = projected[..., 3 * heads * width :] if residual_projection is not None else None
+        query, key, value = (part.transpose(1, 2) for part in qkv.unbind(2))  # (B, H, T, width) views
+        attn_mask = None if mask.bias is None else mask.bias.to(query.dtype)
+        output = nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attn_mask, dropout_p=0.0, scale=self.scaling
+        )
+        output = output.transpose(1, 2).reshape(batch, length, heads * width)
+        out_weight = self.out_proj.weight
+        if extra:
+            out_weight = nn.functional.pad(out_weight.view(hidden, heads, head_dim), (0, extra)).reshape(hidden, -1)
+        return nn.functional.linear(output, out_weight, self.out_proj.bias), residual
+
 
 class AstromerLayer(GradientCheckpointingLayer):
     """Post-LayerNorm attention block with a feed-forward layer.
@@ -382,10 +521,14 @@ class AstromerLayer(GradientCheckpointingLayer):
 
         h   = LayerNorm(r(x) + Dropout(Attention(x)))
         out = LayerNorm(r(h) + Dropout(Linear(act(Linear(h)))))
+
+    On the SDPA path the projections that read the same input run as one GEMM: Q, K, V (and ``Linear(x)``), and
+    the feed-forward's first layer with ``Linear(h)``.
     """
 
     def __init__(self, config: AstromerConfig):
         super().__init__()
+        self.config = config
         self.residual_style = config.residual_style
         self.attention = AstromerAttention(config)
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -398,22 +541,54 @@ class AstromerLayer(GradientCheckpointingLayer):
             self.attention_residual = nn.Linear(config.hidden_size, config.hidden_size)
             self.output_residual = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def _residual(self, x: torch.Tensor, which: str) -> torch.Tensor | float:
+    def _residual(self, x: torch.Tensor, which: str) -> torch.Tensor | None:
         if self.residual_style == "identity":
             return x
         if self.residual_style == "projected":
             return getattr(self, f"{which}_residual")(x)
-        return 0.0
+        return None
+
+    def _norm(self, norm: nn.LayerNorm, residual: torch.Tensor | None, branch: torch.Tensor) -> torch.Tensor:
+        """``norm(residual + dropout(branch))``; with no residual (``"none"``), ``norm(dropout(branch))``."""
+        branch = self.dropout(branch)
+        return norm(branch if residual is None else residual + branch)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, attention_mask: AttentionMask | torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`hidden_states` `(B, T, D)` -> `(B, T, D)` and the attention weights `(B, H, T, T)` on request."""
-        attended, weights = self.attention(hidden_states, attention_bias, output_attentions)
-        attended = self.attention_norm(self._residual(hidden_states, "attention") + self.dropout(attended))
-        transformed = self.output(self.activation(self.intermediate(attended)))
-        output = self.output_norm(self._residual(attended, "output") + self.dropout(transformed))
-        return output, weights
+        """`hidden_states` `(B, T, D)` -> `(B, T, D)` and the attention weights `(B, H, T, T)` on request.
+
+        `attention_mask` is the :class:`AttentionMask` of the call (or, for the eager path, a plain additive bias).
+        """
+        if not isinstance(attention_mask, AttentionMask):
+            attention_mask = AttentionMask(bias=attention_mask)
+        if not _uses_fast_attention(self.config, output_attentions):
+            attended, weights = self.attention(hidden_states, attention_mask.bias, output_attentions)
+            attended = self._norm(self.attention_norm, self._residual(hidden_states, "attention"), attended)
+            transformed = self.output(self.activation(self.intermediate(attended)))
+            output = self._norm(self.output_norm, self._residual(attended, "output"), transformed)
+            return output, weights
+
+        projected = self.residual_style == "projected"
+        attended, residual = self.attention.fused_forward(
+            hidden_states, attention_mask, self.attention_residual if projected else None
+        )
+        if self.residual_style == "identity":
+            residual = hidden_states
+        attended = self._norm(self.attention_norm, residual, attended)
+        if projected:  # the feed-forward's first layer and the residual projection read the same input: one GEMM
+            width = self.intermediate.out_features
+            both = nn.functional.linear(
+                attended,
+                torch.cat((self.intermediate.weight, self.output_residual.weight)),
+                torch.cat((self.intermediate.bias, self.output_residual.bias)),
+            )
+            inner, residual = both[..., :width], both[..., width:]
+        else:
+            inner = self.intermediate(attended)
+            residual = attended if self.residual_style == "identity" else None
+        transformed = self.output(self.activation(inner))
+        return self._norm(self.output_norm, residual, transformed), None
 
 
 class AstromerEncoder(nn.Module):
@@ -548,6 +723,10 @@ class AstromerModel(AstromerPreTrainedModel):
     Loading a checkpoint saved with a head (every released model is a pretraining checkpoint) drops the head
     silently: its weights are expected, not "unexpected".
 
+    Inference on the CPU (no gradient) runs a large batch as consecutive slices of :attr:`inference_batch_size`
+    windows, so that the activations of a slice stay in the caches (see :func:`default_inference_batch_size`); the
+    outputs are those of the whole batch.
+
     Example::
 
         >>> from astromer_hf import AstromerConfig, AstromerModel
@@ -557,6 +736,10 @@ class AstromerModel(AstromerPreTrainedModel):
     """
 
     _keys_to_ignore_on_load_unexpected = [r"^head\.", r"^classifier\.", r"^layer_weights$"]
+
+    #: Windows per slice of a CPU inference batch: None picks it from the machine's caches
+    #: (:func:`default_inference_batch_size`), 0 turns slicing off.
+    inference_batch_size: int | None = None
 
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
@@ -573,6 +756,7 @@ class AstromerModel(AstromerPreTrainedModel):
         masked_positions: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        key_multiplicity: torch.Tensor | None = None,
         **kwargs,
     ) -> AstromerModelOutput:
         r"""
@@ -590,6 +774,13 @@ class AstromerModel(AstromerPreTrainedModel):
                 Return the attention weights of every block (computed with eager attention).
             output_hidden_states (`bool`, *optional*):
                 Return the input embedding and the output of every block.
+            key_multiplicity (`torch.Tensor` of shape `(B, T)`, *optional*):
+                How many identical positions each position stands for as a key (default 1; 0 removes it from
+                attention): ``log(key_multiplicity)`` is added to its logits. With Astromer 1's additive mask every
+                padded position of a window carries the same state in every layer, so a window of ``L`` observations
+                padded to ``N`` gives the same outputs at its ``L`` real positions when its padding is one position
+                of multiplicity ``N - L`` and further filler has multiplicity 0: ``astromer_hf.embed`` batches
+                windows of similar length this way instead of computing ``N - L`` padded positions.
         """
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
@@ -597,8 +788,46 @@ class AstromerModel(AstromerPreTrainedModel):
         )
         magnitudes, times = _squeeze_channel(magnitudes), _squeeze_channel(times)
         attention_mask, masked_positions = _squeeze_channel(attention_mask), _squeeze_channel(masked_positions)
-        _check_inputs(magnitudes, times, attention_mask=attention_mask, masked_positions=masked_positions)
+        key_multiplicity = _squeeze_channel(key_multiplicity)
+        _check_inputs(magnitudes, times, attention_mask=attention_mask, masked_positions=masked_positions,
+                      key_multiplicity=key_multiplicity)
 
+        inputs = (magnitudes, times, attention_mask, masked_positions, key_multiplicity)
+        step = self._inference_slice(magnitudes)
+        if step is None:
+            return self._encode(*inputs, output_attentions, output_hidden_states)
+        parts = [
+            self._encode(*(None if x is None else x[start : start + step] for x in inputs),
+                         output_attentions, output_hidden_states)
+            for start in range(0, magnitudes.shape[0], step)
+        ]
+        return AstromerModelOutput(
+            last_hidden_state=torch.cat([part.last_hidden_state for part in parts]),
+            hidden_states=_cat_layers([part.hidden_states for part in parts]),
+            attentions=_cat_layers([part.attentions for part in parts]),
+        )
+
+    def _inference_slice(self, magnitudes: torch.Tensor) -> int | None:
+        """Windows per slice for this call, or None to run the batch at once: slicing applies to CPU inference
+        outside compilation and tracing (which need one graph), for batches larger than a slice."""
+        if (torch.is_grad_enabled() or magnitudes.device.type != "cpu" or torch.compiler.is_compiling()
+                or torch.jit.is_tracing()):
+            return None
+        step = self.inference_batch_size
+        if step is None:
+            step = default_inference_batch_size(self.config, magnitudes.shape[1])
+        return step if 0 < step < magnitudes.shape[0] else None
+
+    def _encode(
+        self,
+        magnitudes: torch.Tensor,
+        times: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        masked_positions: torch.Tensor | None,
+        key_multiplicity: torch.Tensor | None,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> AstromerModelOutput:
         concealed = torch.zeros_like(magnitudes, dtype=torch.bool)
         if attention_mask is not None:
             concealed |= attention_mask == 0
@@ -606,13 +835,13 @@ class AstromerModel(AstromerPreTrainedModel):
             concealed |= masked_positions != 0
 
         embedding = self.embeddings(magnitudes, times, concealed)
-        attention_bias = build_attention_bias(concealed, self.config.attention_mask_style, embedding.dtype)
+        mask = self._attention_mask(concealed, key_multiplicity, embedding.dtype, output_attentions)
 
         all_hidden_states = (embedding,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         hidden_states = self.embeddings.dropout(embedding)
         for layer in self.encoder.layers:
-            hidden_states, weights = layer(hidden_states, attention_bias, output_attentions)
+            hidden_states, weights = layer(hidden_states, mask, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -620,6 +849,32 @@ class AstromerModel(AstromerPreTrainedModel):
         return AstromerModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
         )
+
+    def _attention_mask(
+        self, concealed: torch.Tensor, key_multiplicity: torch.Tensor | None, dtype: torch.dtype,
+        output_attentions: bool,
+    ) -> AttentionMask:
+        """The :class:`AttentionMask` of a call: on the SDPA path Astromer 1's bias as a rank-one term and only
+        per-key terms as a bias; on the eager path the dense bias of :func:`build_attention_bias`."""
+        style = self.config.attention_mask_style
+        key_bias = None
+        if key_multiplicity is not None:
+            floor = max(KEY_MASK_VALUE, torch.finfo(dtype).min)
+            key_bias = torch.log(key_multiplicity.to(dtype)).clamp_min(floor)[:, None, None, :]
+        if style == "additive_one" and _uses_fast_attention(self.config, output_attentions):
+            query_extra, key_extra = additive_one_rank_one_terms(concealed, dtype)
+            return AttentionMask(bias=key_bias, query_extra=query_extra, key_extra=key_extra)
+        bias = build_attention_bias(concealed, style, dtype)
+        if key_bias is not None:
+            bias = (bias + key_bias).clamp_min(max(KEY_MASK_VALUE, torch.finfo(dtype).min))
+        return AttentionMask(bias=bias)
+
+
+def _cat_layers(per_slice: list[tuple[torch.Tensor, ...] | None]) -> tuple[torch.Tensor, ...] | None:
+    """Per-layer outputs of consecutive batch slices, concatenated layer by layer."""
+    if per_slice[0] is None:
+        return None
+    return tuple(torch.cat(layer) for layer in zip(*per_slice))
 
 
 class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
