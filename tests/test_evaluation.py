@@ -367,3 +367,31 @@ def test_curve_logits_weigh_windows_by_observations():
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
     out = curve_logits(logits, np.array([0, 0, 2]), np.array([100, 300, 50]), 3)
     np.testing.assert_allclose(out, [[0.5, 0.75], [0.0, 0.0], [0.0, 3.0]])
+
+
+def test_the_hybrid_stacks_out_of_fold_probe_probabilities():
+    """The hybrid's Astromer columns for a training curve come from a probe that never saw that curve: on embeddings
+    that carry no class information, a probe fitted on all training curves memorises them (with more channels than
+    curves), while the out-of-fold probabilities stay near chance, so the forest is not taught to trust the probe."""
+    from astromer_hf.evaluation.baselines import stacked_probe_features
+    from astromer_hf.evaluation.config import ProbeSettings
+
+    rng = np.random.default_rng(0)
+    n_classes, per_class = 4, 12
+    labels = np.repeat(np.arange(n_classes), per_class)
+    noise = rng.normal(size=(len(labels), 256))
+    train, test = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
+    columns, test_columns = stacked_probe_features(ProbeSettings(), noise, labels, train, test, n_classes, seed=0)
+    assert columns.shape == (len(train), n_classes) and test_columns.shape == (len(test), n_classes)
+    np.testing.assert_allclose(columns.sum(axis=1), 1.0, atol=1e-6)
+    true_class = columns[np.arange(len(train)), labels[train]]
+    from astromer_hf.evaluation.baselines import linear_probe
+
+    in_sample = linear_probe(ProbeSettings(), 0).fit(noise[train], labels[train]).predict_proba(noise[train])
+    assert in_sample[np.arange(len(train)), labels[train]].mean() > 0.9  # what stacking must avoid
+    assert true_class.mean() < 0.5
+    # informative embeddings give informative columns
+    signal = noise + 3.0 * np.eye(n_classes)[labels] @ rng.normal(size=(n_classes, 256))
+    columns, test_columns = stacked_probe_features(ProbeSettings(), signal, labels, train, test, n_classes, seed=0)
+    assert (columns.argmax(axis=1) == labels[train]).mean() > 0.9
+    assert (test_columns.argmax(axis=1) == labels[test]).mean() > 0.9
