@@ -361,6 +361,17 @@ def test_recipes_parse(recipe):
         assert config.model_recipes == {"quickstart": "recipes/quickstart.yaml"}
 
 
+def test_the_quick_recipe_is_the_full_one_at_spc_100():
+    """eval_synthetic_quick.yaml differs from eval_synthetic.yaml only in its SPC list, methods and output."""
+    full = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic.yaml")])
+    quick = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic_quick.yaml")])
+    assert quick.spc == [100] and quick.folds == 3
+    assert set(quick.methods) == {"features_rf", "raw_gru", "random_linear_probe", "linear_probe", "hybrid_rf",
+                                  "end_to_end"}
+    differing = {name for name in vars(full) if getattr(full, name) != getattr(quick, name)}
+    assert differing == {"spc", "methods", "output", "wandb"}
+
+
 def test_curve_logits_weigh_windows_by_observations():
     from astromer_hf.evaluation.training import curve_logits
 
