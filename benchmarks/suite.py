@@ -1,0 +1,940 @@
+"""``python -m benchmarks``: every speed and memory figure of astromer_hf in one run, against the machine's measured
+peak and, where it can run, the original TensorFlow Astromer.
+
+What it measures (windows per second unless said otherwise; medians of ``--rounds`` rounds in which the compared
+variants run one after the other, so they see the same machine load):
+
+* matrix-multiply peak, fp32 and bf16 (``torch.mm``; TensorFlow's ``matmul`` too when the original runs);
+* encoder forward of Astromer 1 and Astromer 2 (presets ``astromer-1``, ``astromer-2``) at each batch size: fp32,
+  bf16 autocast, a bf16 model, and ``torch.compile`` (eager fallback when it fails); the original under
+  ``tf.function``;
+* the embedding path, :func:`astromer_hf.embed`, on simulated ragged curves of survey lengths, preprocessing
+  (cleaning, windows, centring) and pooling included; the original ``SingleBandEncoder.encode``; the pooled and
+  per-observation cosine of bf16 autocast against fp32;
+* a pretraining step (forward, masked RMSE, backward, Adam) in fp32 and bf16-mixed; the original ``train_step``;
+* the data path (Arrow rows to masked windows, the training collate) alone;
+* peak resident memory: a pretraining step of Astromer 2 at the largest batch and embedding a prepared dataset, each
+  in a fresh process, and this process.
+
+Each rate is also given in GFLOP/s (the model's matrix-multiply work: projections, feed-forward, attention; a
+training step counts three times the forward) and as a fraction of the peak of its dtype measured in the same run.
+
+The original runs in a worker process (:mod:`benchmarks.original`) of an interpreter where TensorFlow and the
+``ASTROMER`` package import: this one when they do (``pip install -e .[bench-tf]``), else the one given by
+``--original-python`` (or ``ASTROMER_BENCH_ORIGINAL_PYTHON``). Without one, its columns are empty and the reason is
+printed. The original package is Astromer 1 only; Astromer 2 rows have no ratio.
+
+Usage::
+
+    python -m benchmarks                        # the full run (a few minutes), table on stdout, JSON file
+    python -m benchmarks --quick                # tiny sizes, seconds (what the tests run)
+    python -m benchmarks --device cuda --json results.json
+    python -m benchmarks --original-python /path/to/tf-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGINAL_WORKER = Path(__file__).resolve().parent / "original.py"
+#: The released Astromer 1 checkpoint, where the project's shared reference material is present: the bf16 cosine is
+#: then measured on trained weights rather than random ones.
+REFERENCE_CHECKPOINT = ROOT.parent / "shared" / "reference" / "astromer1-macho" / "macho_a0.zip"
+MODELS = {"A1": "astromer-1", "A2": "astromer-2"}
+#: --quick: the presets' attention and residual styles with tiny sizes.
+QUICK_OVERRIDES = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "num_hidden_layers": 1}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Settings
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    device: str
+    rounds: int
+    batches: tuple[int, ...]
+    window: int
+    embed_curves: int
+    cosine_curves: int
+    data_curves: int
+    matmul_n: int
+    max_call_seconds: float
+    compile: bool
+    overrides: dict
+    original_python: str | None
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    quick = args.quick
+    return Settings(
+        quick=quick,
+        device=args.device,
+        rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
+        batches=tuple(args.batch_sizes or ((4,) if quick else (64, 256))),
+        window=200,
+        embed_curves=args.embed_curves or (6 if quick else 200),
+        cosine_curves=3 if quick else 16,
+        data_curves=16 if quick else 400,
+        matmul_n=256 if quick else 2048,
+        max_call_seconds=args.max_call_seconds or (2.0 if quick else 10.0),
+        compile=not quick and not args.no_compile,
+        overrides=dict(QUICK_OVERRIDES) if quick else {},
+        original_python=None if args.no_original else (args.original_python or find_original_python()),
+    )
+
+
+def find_original_python() -> str | None:
+    """An interpreter where TensorFlow and the original ASTROMER package import: ``ASTROMER_BENCH_ORIGINAL_PYTHON``,
+    else this one when both are installed here, else None."""
+    configured = os.environ.get("ASTROMER_BENCH_ORIGINAL_PYTHON")
+    if configured:
+        return configured
+    from importlib.util import find_spec
+
+    if find_spec("tensorflow") is not None and find_spec("ASTROMER") is not None:
+        return sys.executable
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Rows and measurement
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One line of the table (and of the JSON ``rows``)."""
+
+    section: str
+    model: str
+    batch: int | None
+    variant: str
+    rate: float | None  # items per second (median)
+    unit: str = "windows/s"
+    gflops: float | None = None
+    peak_fraction: float | None = None
+    original: float | None = None  # the original's rate on the same task, same unit
+    ratio: float | None = None
+    note: str = ""
+    samples: list[float] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Variant:
+    """A thing to time: ``run()`` does one call and returns its seconds; ``items`` windows (or curves) per call."""
+
+    name: str
+    run: Callable[[], float]
+    items: int
+    dtype: str = "fp32"
+    original: bool = False
+    note: str = ""
+    samples: list[float] = field(default_factory=list)
+
+    def rate(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+
+def interleave(variants: list[Variant], rounds: int) -> None:
+    """One warm-up call of each variant, then ``rounds`` rounds of one timed call of each, in turn."""
+    for variant in variants:
+        variant.run()
+    for _ in range(rounds):
+        for variant in variants:
+            variant.samples.append(variant.items / variant.run())
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timer(call: Callable[[], object], device: torch.device) -> Callable[[], float]:
+    """``call`` as a function returning the seconds it took (device work included)."""
+
+    def run() -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        call()
+        synchronize(device)
+        return time.perf_counter() - start
+
+    return run
+
+
+def capped_batch(make: Callable[[int], Callable[[], float]], batch: int, cap: float, probe: int = 2) -> tuple[int, str]:
+    """The batch to time a slow variant at: ``batch``, unless one call would take more than ``cap`` seconds, as
+    estimated from the faster of two calls of ``probe`` windows; then the largest power of two times ``probe`` that
+    fits (at least ``probe``), with a note saying so."""
+    run = make(probe)
+    seconds = min(run(), run())
+    estimate = seconds * batch / probe
+    if estimate <= cap:
+        return batch, ""
+    chosen = probe
+    while chosen * 2 <= batch and seconds * chosen * 2 / probe <= cap:
+        chosen *= 2
+    return chosen, f"timed at batch {chosen}: a call of {batch} would take ~{estimate:.0f} s here"
+
+
+def encoder_flops(config, length: int) -> float:
+    """Multiply-add work (2 FLOP each) of one window through the encoder: Q/K/V and output projections, Astromer 2's
+    residual projections, attention scores and weighted values, feed-forward."""
+    d, f, t = config.hidden_size, config.intermediate_size, length
+    per_layer = 2 * t * d * 3 * d + 2 * t * d * d + 2 * 2 * t * t * d + 2 * 2 * t * d * f
+    if config.residual_style == "projected":
+        per_layer += 2 * 2 * t * d * d
+    return float(config.num_hidden_layers * per_layer)
+
+
+def training_flops(config, length: int) -> float:
+    """A training step: the forward, and twice its work backward (gradients of the inputs and of the weights)."""
+    return 3.0 * encoder_flops(config, length)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` of /proc/self/status (Linux keeps ``ru_maxrss`` across
+    ``exec``, so a fresh child would report its parent's), else ``ru_maxrss``."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The original (TensorFlow) worker
+# ----------------------------------------------------------------------------------------------------------------------
+class Original:
+    """The worker of :mod:`benchmarks.original` in another process; ``available`` False (with ``reason``) when there
+    is none or it failed."""
+
+    def __init__(self, python: str | None, log_path: Path) -> None:
+        self.process = None
+        self.info: dict = {}
+        self.reason = ""
+        if python is None:
+            self.reason = ("TensorFlow and the original ASTROMER package are not importable here: pip install "
+                           "-e .[bench-tf], or --original-python PATH (docs/benchmarks.md)")
+            return
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in close()
+        try:
+            self.process = subprocess.Popen([python, str(ORIGINAL_WORKER)], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+                                            cwd=tempfile.gettempdir())
+        except OSError as error:
+            self.reason = f"cannot start {python}: {error}"
+            self.log.close()
+            return
+        first = self._read()
+        if not first.get("ready"):
+            self.reason = f"the original code does not load with {python}: {first.get('error', 'no answer')}"
+            self.close()
+            return
+        self.info = self.call(op="hello")
+
+    @property
+    def available(self) -> bool:
+        return self.process is not None
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            return {"error": f"the worker stopped (exit code {self.process.poll()})"}
+        return json.loads(line)
+
+    def call(self, **request) -> dict:
+        if not self.available:
+            raise RuntimeError(self.reason)
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self._read()
+        if "error" in answer:
+            raise RuntimeError(f"original {request.get('op')}: {answer['error']}")
+        return answer
+
+    def timed(self, **request) -> Callable[[], float]:
+        return lambda: float(self.call(**request)["seconds"])
+
+    def close(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+
+
+def original_spec(config, window: int) -> dict | None:
+    """The original SingleBandEncoder's settings for an Astromer 1 config (None for other architectures)."""
+    if config.attention_mask_style != "additive_one" or config.residual_style != "none":
+        return None
+    return {"layers": config.num_hidden_layers, "d_model": config.hidden_size, "heads": config.num_attention_heads,
+            "dff": config.intermediate_size, "maxlen": window}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The suite
+# ----------------------------------------------------------------------------------------------------------------------
+class Suite:
+    def __init__(self, settings: Settings, scratch: Path, log=print) -> None:
+        from astromer_hf import AstromerConfig
+
+        self.settings = settings
+        self.scratch = scratch
+        self.device = torch.device(settings.device)
+        self.log = log
+        self.rows: list[Row] = []
+        self.peaks: dict[str, float] = {}
+        self.configs = {name: AstromerConfig.from_preset(preset, **settings.overrides)
+                        for name, preset in MODELS.items()}
+        self.cosine: dict = {}
+        #: Probe slow variants (bf16 on a CPU, big training steps) before timing them at full batch (not --quick:
+        #: its calls are small).
+        self.probe = self.device.type == "cpu" and not settings.quick
+        self.original = Original(settings.original_python if self.device.type == "cpu" else None,
+                                 scratch / "original.log")
+        if settings.original_python and self.device.type != "cpu":
+            self.original.reason = "the original runs on the CPU only: no ratios with --device cuda"
+
+    # -- helpers ----------------------------------------------------------------------------------------------------
+    def add(self, section: str, model: str, batch: int | None, variant: Variant, *, flops: float | None = None,
+            original: Variant | None = None, unit: str = "windows/s", **extra) -> Row:
+        rate = variant.rate()
+        row = Row(section=section, model=model, batch=batch, variant=variant.name, rate=rate, unit=unit,
+                  note=variant.note, samples=[round(s, 3) for s in variant.samples], extra=extra)
+        if rate is not None and flops is not None:
+            row.gflops = rate * flops / 1e9
+            peak = self.peaks.get(variant.dtype)
+            row.peak_fraction = row.gflops * 1e9 / peak if peak else None
+        if original is not None and original.rate() is not None and rate is not None:
+            row.original, row.ratio = original.rate(), rate / original.rate()
+        self.rows.append(row)
+        return row
+
+    def original_variant(self, name: str, items: int, **request) -> Variant | None:
+        if not self.original.available:
+            return None
+        return Variant(name, self.original.timed(**request), items, original=True)
+
+    def run_group(self, variants: list[Variant | None]) -> list[Variant]:
+        chosen = [v for v in variants if v is not None]
+        interleave(chosen, self.settings.rounds)
+        return chosen
+
+    # -- matrix multiply --------------------------------------------------------------------------------------------
+    def matmul(self) -> None:
+        device, settings = self.device, self.settings
+        for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            n = settings.matmul_n
+            if dtype == "bf16" and device.type == "cpu":
+                n = self._affordable_bf16_size(n)
+            a = torch.randn(n, n, device=device).to(torch_dtype)
+            b = torch.randn(n, n, device=device).to(torch_dtype)
+            flops = 2.0 * n**3
+            ours = Variant(f"torch.mm {dtype} {n}^3", timer(lambda a=a, b=b: torch.mm(a, b), device), 1, dtype=dtype)
+            theirs = self.original_variant(f"original tf.linalg.matmul {dtype}", 1, op="matmul", n=n,
+                                           dtype="float32" if dtype == "fp32" else "bfloat16")
+            self.run_group([ours, theirs])
+            self.peaks[dtype] = ours.rate() * flops
+            row = self.add("matmul peak", "-", n, ours, flops=flops, original=theirs, unit="calls/s")
+            row.peak_fraction = 1.0
+            if theirs is not None:
+                self.peaks[f"original_{dtype}"] = theirs.rate() * flops
+                row.extra["original_gflops"] = theirs.rate() * flops / 1e9
+
+    def _affordable_bf16_size(self, largest: int) -> int:
+        """CPUs without bf16 instructions multiply bf16 matrices far slower than fp32: the largest size up to
+        ``largest`` whose product takes under a second."""
+        n = 128
+        while n * 2 <= largest:
+            a = torch.randn(n * 2, n * 2).bfloat16()
+            start = time.perf_counter()
+            torch.mm(a, a)
+            if (time.perf_counter() - start) * 8 > 1.0:
+                break
+            n *= 2
+        return n
+
+    # -- inputs -----------------------------------------------------------------------------------------------------
+    def synthetic_windows(self) -> Path:
+        """Full windows for the forward benchmarks: standard-normal magnitudes, times with exponential gaps of a
+        day on average (centred), as ``(W, T)`` arrays in an npz the original reads too."""
+        rng = np.random.default_rng(0)
+        count, window = max(self.settings.batches), self.settings.window
+        times = np.cumsum(rng.exponential(1.0, (count, window)), axis=1)
+        times -= times.mean(axis=1, keepdims=True)
+        path = self.scratch / "forward_windows.npz"
+        np.savez(path, magnitudes=rng.standard_normal((count, window)).astype(np.float32),
+                 times=times.astype(np.float32), attention_mask=np.ones((count, window), dtype=np.int64))
+        return path
+
+    # -- encoder forward --------------------------------------------------------------------------------------------
+    def forward(self) -> None:
+        from astromer_hf import AstromerModel
+
+        device, settings = self.device, self.settings
+        path = self.synthetic_windows()
+        data = np.load(path)
+        magnitudes, times, mask = (torch.from_numpy(data[k]).to(device) for k in ("magnitudes", "times",
+                                                                                  "attention_mask"))
+        for name, config in self.configs.items():
+            torch.manual_seed(0)
+            model = AstromerModel(config).to(device).eval()
+            bf16_model = copy.deepcopy(model).to(torch.bfloat16)
+            compiled, compile_note = self._compiled(model) if settings.compile else (None, "not compiled (--quick)")
+            flops = encoder_flops(config, settings.window)
+            spec = original_spec(config, settings.window)
+
+            def make(module, autocast=False):
+                def with_batch(batch: int) -> Callable[[], float]:
+                    inputs = (magnitudes[:batch], times[:batch], mask[:batch])
+
+                    def call():
+                        with torch.inference_mode(), (torch.autocast(device.type, dtype=torch.bfloat16)
+                                                      if autocast else contextlib.nullcontext()):
+                            module(*inputs[:2], attention_mask=inputs[2])
+
+                    return timer(call, device)
+
+                return with_batch
+
+            for batch in settings.batches:
+                self.log(f"  forward {name} batch {batch}")
+                variants = [Variant("fp32", make(model)(batch), batch)]
+                for label, maker in (("bf16 autocast", make(model, autocast=True)), ("bf16 model", make(bf16_model))):
+                    size, note = (capped_batch(maker, batch, settings.max_call_seconds) if self.probe else (batch, ""))
+                    variants.append(Variant(label, maker(size), size, dtype="bf16", note=note))
+                if compiled is not None:
+                    variants.append(Variant("fp32 compiled", make(compiled)(batch), batch, note=compile_note))
+                theirs = None
+                if spec is not None:
+                    theirs = self.original_variant("original tf.function fp32", batch, op="forward", spec=spec,
+                                                   batch=batch, inputs=str(path))
+                measured = self.run_group([*variants, theirs])
+                for variant in measured:
+                    if not variant.original:
+                        self.add("encoder forward", name, batch, variant, flops=flops, original=theirs)
+                if theirs is not None:
+                    self.add("encoder forward", name, batch, theirs, flops=flops)
+                if compiled is None and settings.compile:
+                    self.rows.append(Row("encoder forward", name, batch, "fp32 compiled", None, note=compile_note))
+
+    def _compiled(self, model) -> tuple[object | None, str]:
+        """``torch.compile(model)`` with a dynamic batch, and a note; (None, why) when compilation fails (the eager
+        model is then what runs everywhere)."""
+        window = self.settings.window
+        x = torch.zeros(2, window, device=self.device)
+        mask = torch.ones(2, window, dtype=torch.long, device=self.device)
+        for tensor in (x, mask):
+            torch._dynamo.mark_dynamic(tensor, 0)
+        start = time.perf_counter()
+        try:
+            compiled = torch.compile(model)
+            with torch.inference_mode():
+                compiled(x, x, attention_mask=mask)
+        except Exception as error:  # noqa: BLE001 - compilation is optional: report and fall back to eager
+            return None, f"compile failed, eager only ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+        return compiled, f"compiled in {time.perf_counter() - start:.0f} s (dynamic batch)"
+
+    # -- embedding path ---------------------------------------------------------------------------------------------
+    def curves(self) -> tuple[list[np.ndarray], Path]:
+        """Simulated MACHO-like curves (survey lengths and cadence) as ``(N, 3)`` arrays, and as an npz for the
+        original."""
+        from astromer_hf.data.simulator import simulate_survey
+
+        curves = [np.stack([c["time"], c["mag"], c["mag_err"]], axis=1).astype(np.float64)
+                  for c in simulate_survey(self.settings.embed_curves, seed=0, cadence="macho")]
+        path = self.scratch / "curves.npz"
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in curves])]).astype(np.int64)
+        np.savez(path, values=np.concatenate(curves), offsets=offsets)
+        return curves, path
+
+    def embedding_model(self):
+        """Astromer 1 for the embedding path: the released weights when the reference checkpoint is present (and not
+        --quick), else random weights; and a note saying which."""
+        from astromer_hf import AstromerModel
+
+        if not self.settings.quick and REFERENCE_CHECKPOINT.is_file():
+            from astromer_hf.convert.convert_tf_checkpoint import convert_tf_checkpoint
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                folder = convert_tf_checkpoint(REFERENCE_CHECKPOINT, self.scratch / "astromer-1-macho")
+            return AstromerModel.from_pretrained(folder), "released macho_a0 weights"
+        torch.manual_seed(0)
+        return AstromerModel(self.configs["A1"]), "random weights"
+
+    def embedding(self) -> None:
+        from astromer_hf import embed
+
+        device, settings = self.device, self.settings
+        curves, path = self.curves()
+        lengths = np.array([len(c) for c in curves])
+        windows = int((lengths // settings.window + 1).sum())  # the original encode()'s windows of these curves
+        model, weights = self.embedding_model()
+        config = model.config
+        batch = max(settings.batches)
+        note = f"{len(curves)} curves, {lengths.sum()} observations ({weights})"
+
+        def ours(dtype=None, subset=None):
+            chosen = curves if subset is None else curves[:subset]
+            return lambda: embed(chosen, model, batch_size=batch, device=device, dtype=dtype, progress=False)
+
+        fp32 = Variant("embed() fp32", timer(ours(), device), windows, note=note)
+        theirs = None
+        spec = original_spec(config, settings.window)
+        if spec is not None:
+            theirs = self.original_variant("original encode() fp32", windows, op="encode", spec=spec,
+                                           curves=str(path), batch=batch)
+        self.log("  embedding path")
+        self.run_group([fp32, theirs])
+        flops = encoder_flops(config, settings.window)
+        self.add("embed path", "A1", batch, fp32, flops=flops, original=theirs)
+        if theirs is not None:
+            self.add("embed path", "A1", batch, theirs, flops=flops)
+
+        # bf16 autocast on the first curves: its speed (one call; slow where the CPU has no bf16 instructions) and
+        # how far its vectors are from fp32
+        subset = min(settings.cosine_curves, len(curves))
+        sub_windows = int((lengths[:subset] // settings.window + 1).sum())
+        start = time.perf_counter()
+        low = embed(curves[:subset], model, batch_size=batch, device=device, dtype=torch.bfloat16, progress=False,
+                    return_observations=True)
+        seconds = time.perf_counter() - start
+        high = embed(curves[:subset], model, batch_size=batch, device=device, progress=False,
+                     return_observations=True)
+        pooled = _cosine(low.vectors, high.vectors)
+        positions = _cosine(np.concatenate(low.observations), np.concatenate(high.observations))
+        self.cosine = {"curves": subset, "pooled_min": float(pooled.min()), "pooled_median": float(np.median(pooled)),
+                       "position_min": float(np.nanmin(positions)), "position_median": float(np.nanmedian(positions)),
+                       "weights": weights}
+        bf16 = Variant("embed() bf16 autocast", lambda: seconds, sub_windows, dtype="bf16",
+                       note=f"first {subset} curves, one call; pooled cosine to fp32 min {pooled.min():.5f}, "
+                            f"per-observation min {np.nanmin(positions):.4f}")
+        bf16.samples.append(sub_windows / seconds)
+        self.add("embed path", "A1", batch, bf16, flops=flops, original=theirs)
+
+    # -- pretraining ------------------------------------------------------------------------------------------------
+    def prepare_data(self) -> Path:
+        from astromer_hf.data.prepare import prepare_dataset
+
+        out = self.scratch / "synthetic"
+        with _quiet():
+            prepare_dataset("synthetic", out, config="macho", n_curves=self.settings.data_curves, seed=0)
+        return out
+
+    def data_module(self, path: Path, batch: int):
+        from astromer_hf.training import AstromerDataModule
+
+        repeat = max(1, -(-max(self.settings.batches) // int(0.8 * self.settings.data_curves)))
+        data = AstromerDataModule(path=str(path), batch_size=batch, window_size=self.settings.window, repeat=repeat)
+        with _quiet():
+            data.setup()
+        return data
+
+    def data_path(self, path: Path) -> Path:
+        """The training collate's rate, and the first batch of the largest size saved for the pretraining steps."""
+        self.log("  data path")
+        batch = min(self.settings.batches)
+        data = self.data_module(path, batch)
+
+        def epoch() -> float:
+            start, count = time.perf_counter(), 0
+            for windows in data.train_dataloader():
+                count += len(windows["magnitudes"])
+            epoch.count = count
+            return time.perf_counter() - start
+
+        epoch()
+        variant = Variant("Arrow rows -> masked windows", epoch, epoch.count,
+                          note=f"{epoch.count} windows per epoch, batch {batch}, num_workers 0")
+        self.run_group([variant])
+        self.add("data path", "-", batch, variant)
+
+        largest = self.data_module(path, max(self.settings.batches))
+        first = next(iter(largest.train_dataloader()))
+        saved = self.scratch / "training_windows.npz"
+        np.savez(saved, **{k: first[k].numpy() for k in ("magnitudes", "times", "attention_mask", "masked_positions",
+                                                          "probed_positions", "labels")})
+        return saved
+
+    def pretraining(self, windows_path: Path) -> None:
+        from astromer_hf.training import AstromerPretraining
+
+        device, settings = self.device, self.settings
+        data = np.load(windows_path)
+        inputs = {k: torch.from_numpy(data[k]).to(device) for k in data.files}
+        for name, config in self.configs.items():
+            batches = settings.batches if name == "A1" else settings.batches[:1]
+            spec = original_spec(config, settings.window)
+            flops = training_flops(config, settings.window)
+            torch.manual_seed(0)
+            module = AstromerPretraining(model=MODELS[name], config_overrides=settings.overrides)
+            model = module.model.to(device).train()
+            optimizer = _optimizer(module.configure_optimizers())
+
+            def make(autocast: bool):
+                def with_batch(batch: int) -> Callable[[], float]:
+                    batch_inputs = {k: v[:batch] for k, v in inputs.items()}
+
+                    def step():
+                        with (torch.autocast(device.type, dtype=torch.bfloat16) if autocast
+                              else contextlib.nullcontext()):
+                            loss = model(**batch_inputs).loss
+                        loss.backward()
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+
+                    return timer(step, device)
+
+                return with_batch
+
+            for batch in batches:
+                self.log(f"  pretraining {name} batch {batch}")
+                size, note = (capped_batch(make(False), batch, settings.max_call_seconds)
+                              if name != "A1" and self.probe else (batch, ""))
+                variants = [Variant("fp32", make(False)(size), size, note=note)]
+                size, note = (capped_batch(make(True), batch, settings.max_call_seconds) if self.probe
+                              else (batch, ""))
+                variants.append(Variant("bf16-mixed", make(True)(size), size, dtype="bf16", note=note))
+                theirs = None
+                if spec is not None:
+                    theirs = self.original_variant("original train_step fp32", batch, op="train", spec=spec,
+                                                   batch=batch, inputs=str(windows_path))
+                self.run_group([*variants, theirs])
+                for variant in variants:
+                    self.add("pretraining step", name, batch, variant, flops=flops, original=theirs)
+                if theirs is not None:
+                    self.add("pretraining step", name, batch, theirs, flops=flops)
+
+    # -- memory -----------------------------------------------------------------------------------------------------
+    def memory(self, data_path: Path, windows_path: Path) -> None:
+        """Peak RSS of a fresh process doing one job: an Astromer 2 pretraining step at the largest batch, and
+        embedding the prepared dataset."""
+        batch = max(self.settings.batches)
+        jobs = [
+            ("pretraining step", "A2", batch, {"job": "pretrain", "preset": MODELS["A2"], "inputs": str(windows_path),
+                                               "batch": batch}),
+            ("embed a prepared dataset", "A1", batch, {"job": "embed", "preset": MODELS["A1"], "data": str(data_path),
+                                                       "batch": batch}),
+        ]
+        for task, model, size, job in jobs:
+            self.log(f"  peak memory: {task} ({model})")
+            job = {**job, "overrides": self.settings.overrides, "device": self.settings.device}
+            # --quick: in this process (a fresh interpreter costs more than the whole quick run)
+            answer = child_main(job) if self.settings.quick else run_child(job)
+            if self.settings.quick:
+                answer["note"] += "; in this process (--quick), so the peak is this process's"
+            flops = training_flops(self.configs[model], self.settings.window) if job["job"] == "pretrain" else None
+            variant = Variant(f"{task}, {'this' if self.settings.quick else 'fresh'} process", lambda: 0.0, answer["items"],
+                              note=f"peak RSS {answer['peak_rss_mb']:.0f} MB; {answer['note']}")
+            variant.samples.append(answer["items"] / answer["seconds"])
+            row = self.add("peak memory", model, size, variant, flops=flops,
+                           unit="windows/s" if job["job"] == "pretrain" else "curves/s")
+            row.extra["peak_rss_mb"] = answer["peak_rss_mb"]
+        if self.original.available:
+            rss = self.original.call(op="rss")["peak_rss_mb"]
+            self.rows.append(Row("peak memory", "A1", None, "original worker (all its tasks)", None, unit="-",
+                                 note=f"peak RSS {rss:.0f} MB", extra={"peak_rss_mb": rss}))
+        rss = peak_rss_mb()
+        self.rows.append(Row("peak memory", "-", None, "this benchmark process (all its tasks)", None, unit="-",
+                             note=f"peak RSS {rss:.0f} MB", extra={"peak_rss_mb": rss}))
+
+    # -- all --------------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.log("matrix-multiply peak")
+        self.matmul()
+        self.log("encoder forward")
+        self.forward()
+        self.log("embedding path")
+        self.embedding()
+        self.log("data path and pretraining")
+        data_path = self.prepare_data()
+        windows_path = self.data_path(data_path)
+        self.pretraining(windows_path)
+        self.log("peak memory")
+        self.memory(data_path, windows_path)
+
+
+def _optimizer(configured):
+    return configured["optimizer"] if isinstance(configured, dict) else configured
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No progress bars or info logs from datasets and the preparation."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    level = logging.getLogger("astromer_hf").level
+    logging.getLogger("astromer_hf").setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        logging.getLogger("astromer_hf").setLevel(level)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Jobs in a fresh process (peak memory)
+# ----------------------------------------------------------------------------------------------------------------------
+def run_child(job: dict) -> dict:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--child", json.dumps(job)], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if result.returncode != 0:
+        raise RuntimeError(f"memory job {job['job']} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child_main(job: dict) -> dict:
+    device = torch.device(job["device"])
+    from astromer_hf import AstromerConfig
+
+    config = AstromerConfig.from_preset(job["preset"], **job["overrides"])
+    torch.manual_seed(0)
+    if job["job"] == "pretrain":  # what AstromerPretraining builds, without importing Lightning
+        from astromer_hf import AstromerForMaskedReconstruction
+
+        data = np.load(job["inputs"])
+        inputs = {k: torch.from_numpy(data[k][: job["batch"]]).to(device) for k in data.files}
+        model = AstromerForMaskedReconstruction(config).to(device).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-9)
+        seconds = []
+        for _ in range(2):  # the first step allocates the optimizer state
+            synchronize(device)
+            start = time.perf_counter()
+            model(**inputs).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            synchronize(device)
+            seconds.append(time.perf_counter() - start)
+        return {"items": len(inputs["magnitudes"]), "seconds": seconds[-1], "peak_rss_mb": peak_rss_mb(),
+                "note": f"fp32, second of two steps ({len(inputs['magnitudes'])} windows)"}
+    from astromer_hf import AstromerModel, embed_to_parquet
+    from astromer_hf.embedding import read_lightcurves
+
+    model = AstromerModel(config)
+    curves = read_lightcurves(job["data"])
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        written = embed_to_parquet(curves, model, Path(out) / "embeddings.parquet", batch_size=job["batch"],
+                                   device=device, progress=False, chunk_size=256)
+    seconds = time.perf_counter() - start
+    return {"items": written.curves, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
+            "note": f"{written.curves} curves read 256 at a time from the Arrow dataset, written to Parquet"}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Machine, table, targets
+# ----------------------------------------------------------------------------------------------------------------------
+def describe_machine(device: torch.device) -> dict:
+    flags, model_name = set(), platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+    machine = {
+        "cpu": model_name,
+        "cpus": os.cpu_count(),
+        "simd": sorted(f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
+    return machine
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def format_table(rows: list[Row]) -> str:
+    header = (f"{'section':<17} {'model':<5} {'batch':>5} {'variant':<38} {'rate':>9} {'unit':<9} {'GFLOP/s':>8} "
+              f"{'% peak':>6} {'original':>9} {'ratio':>6}  note")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.section:<17} {row.model:<5} {_fmt(row.batch, 'd'):>5} {row.variant:<38} {_fmt(row.rate, '.1f'):>9} "
+            f"{row.unit:<9} {_fmt(row.gflops, '.1f'):>8} "
+            f"{_fmt(None if row.peak_fraction is None else 100 * row.peak_fraction, '.0f'):>6} "
+            f"{_fmt(row.original, '.1f'):>9} {_fmt(row.ratio, '.2f'):>6}  {row.note}"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_targets(rows: list[Row], cosine: dict, batches: tuple[int, ...]) -> list[dict]:
+    """Issue F's targets that this run measures, each with the measured value and whether it is met (None when the
+    run could not measure it, e.g. without the original)."""
+
+    def find(section, model, variant, batch=None):
+        return next((r for r in rows if r.section == section and r.model == model and r.variant == variant
+                     and (batch is None or r.batch == batch)), None)
+
+    def target(name, value, threshold, higher=True):
+        met = None if value is None else (value >= threshold if higher else value <= threshold)
+        return {"target": name, "measured": value, "threshold": threshold, "met": met}
+
+    out = []
+    for batch in batches:
+        fp32 = find("encoder forward", "A1", "fp32", batch)
+        out.append(target(f"A1 forward fp32 batch {batch}: ratio to the original tf.function >= 1.2",
+                          fp32 and fp32.ratio, 1.2))
+        out.append(target(f"A1 forward fp32 batch {batch}: fraction of the fp32 matmul peak >= 0.8",
+                          fp32 and fp32.peak_fraction, 0.8))
+        for variant in ("bf16 autocast", "bf16 model"):
+            bf16 = find("encoder forward", "A1", variant, batch)
+            out.append(target(f"A1 forward {variant} batch {batch}: ratio to the original (fp32) >= 2",
+                              bf16 and bf16.ratio, 2.0))
+    out.append(target("bf16 autocast pooled cosine to fp32 >= 0.999", cosine.get("pooled_min"), 0.999))
+    embed_row = find("embed path", "A1", "embed() fp32")
+    out.append(target("embed path fp32: ratio to the original encode() >= 4", embed_row and embed_row.ratio, 4.0))
+    for batch in batches:
+        for variant, threshold in (("fp32", 1.2), ("bf16-mixed", 2.0)):
+            step = find("pretraining step", "A1", variant, batch)
+            out.append(target(f"A1 pretraining step {variant} batch {batch}: ratio to the original >= {threshold}",
+                              step and step.ratio, threshold))
+    memory = find("peak memory", "A2", "pretraining step, fresh process")  # (--quick: not measured)
+    out.append(target(f"A2 pretraining step batch {max(batches)}: peak RSS <= 3700 MB",
+                      memory and memory.extra.get("peak_rss_mb"), 3700.0, higher=False))
+    return out
+
+
+def format_targets(targets: list[dict]) -> str:
+    lines = []
+    for t in targets:
+        state = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        value = "-" if t["measured"] is None else f"{t['measured']:.4g}"
+        lines.append(f"  [{state:^12}] {t['target']} (measured {value})")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: seconds (for tests)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--json", metavar="PATH", default="benchmark-results.json",
+                        help="where to write the results as JSON (default benchmark-results.json)")
+    parser.add_argument("--rounds", type=int, help="timed rounds per figure (default 3, --quick 1)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="default 64 256 (--quick 4)")
+    parser.add_argument("--embed-curves", type=int, metavar="N", help="simulated curves to embed (default 200)")
+    parser.add_argument("--max-call-seconds", type=float, metavar="S",
+                        help="a slow variant (bf16 without bf16 instructions) runs at a smaller batch when one call "
+                             "would exceed this (default 10, --quick 2)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch threads (default: torch's, one per core; --quick: 1, which keeps its tiny calls "
+                             "free of waits for a second thread on a busy machine)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--original-python", metavar="PATH",
+                        help="interpreter with TensorFlow and the original ASTROMER package (default: "
+                             "ASTROMER_BENCH_ORIGINAL_PYTHON, else this one when they import here)")
+    parser.add_argument("--no-original", action="store_true", help="do not run the original code")
+    parser.add_argument("--child", metavar="JOB", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.child:
+        print(json.dumps(child_main(json.loads(args.child))))
+        return 0
+    settings = settings_from(args)
+    threads = args.threads or (1 if settings.quick else None)
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(settings.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("python -m benchmarks: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    started, load_start = time.perf_counter(), os.getloadavg()
+    def log(text: str) -> None:  # progress on stderr, the table on stdout
+        print(f"[{time.perf_counter() - started:5.0f} s] {text}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="astromer-bench-") as scratch:
+        suite = Suite(settings, Path(scratch), log=log)
+        try:
+            if not suite.original.available:
+                log(f"original: not run ({suite.original.reason})")
+            suite.run()
+        finally:
+            suite.original.close()
+    seconds = time.perf_counter() - started
+    machine = describe_machine(device)
+    targets = evaluate_targets(suite.rows, suite.cosine, settings.batches)
+    result = {
+        "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine,
+        "original": suite.original.info or {"not_run": suite.original.reason},
+        "settings": {**asdict(settings), "batches": list(settings.batches)},
+        "peaks_gflops": {k: v / 1e9 for k, v in suite.peaks.items()},
+        "bf16_cosine": suite.cosine,
+        "rows": [asdict(row) for row in suite.rows],
+        "targets": targets,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "seconds": seconds,
+    }
+    print(f"astromer_hf benchmarks: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']} "
+          f"({machine['torch_threads']} threads), device {settings.device}; load average at start "
+          f"{load_start[0]:.1f}, at end {result['load_average']['end'][0]:.1f}")
+    if suite.original.info:
+        info = suite.original.info
+        print(f"original: ASTROMER {info['astromer']}, TensorFlow {info['tensorflow']}")
+    else:
+        print(f"original: not run ({suite.original.reason})")
+    print(format_table(suite.rows))
+    if suite.cosine:
+        c = suite.cosine
+        print(f"bf16 autocast vs fp32 on {c['curves']} curves ({c['weights']}): pooled cosine min "
+              f"{c['pooled_min']:.5f} (median {c['pooled_median']:.6f}), per-observation min {c['position_min']:.4f}")
+    print("targets (issue F):")
+    print(format_targets(targets))
+    print(f"{seconds:.0f} s")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1, default=float))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
