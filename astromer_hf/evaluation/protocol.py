@@ -108,11 +108,9 @@ def load_pool(config: EvaluationConfig) -> EvaluationPool:
     pooled = datasets.concatenate_datasets([loaded[name] for name in SPLIT_NAMES])
     bands = set(config.bands) if config.bands is not None else None
 
-    def keep(label_values, band_values):
-        return [value is not None and (bands is None or band in bands)
-                for value, band in zip(label_values, band_values)]
-
-    pool = pooled.filter(keep, input_columns=["label", "band"], batched=True, batch_size=10_000)
+    keep = [index for index, (value, band) in enumerate(zip(pooled["label"], pooled["band"]))
+            if value is not None and (bands is None or band in bands)]
+    pool = pooled.select(keep)  # (select: no progress bar for a step of a second)
     if len(pool) == 0:
         found = sorted(set(pooled["band"]))
         raise ValueError(f"{path} has no labelled curve" + (f" in the band(s) {sorted(bands)} (its bands: {found})"
