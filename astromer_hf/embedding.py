@@ -22,7 +22,12 @@ How the work is organised (no Python loop per observation or per window):
 * windows are sorted by length and batched; for models whose attention mask removes padding
   (``attention_mask_style="key"``, Astromer 2) each batch is padded only to its longest window, so short curves pay
   no padding. Astromer 1's additive mask (``"additive_one"``) lets padding change the outputs
-  (``docs/architecture.md``), so its windows are always padded to ``window_size``, as the released weights expect;
+  (``docs/architecture.md``): a window must give what it gives padded to ``window_size``, as the released weights
+  expect, so its windows are padded to ``window_size``; or, with ``pack_padding=True``, each window keeps one
+  padded position standing for all of its ``window_size - L`` (they all carry one state; the encoder's
+  ``key_multiplicity``), a batch is as wide as its longest window plus that one, and further filler has multiplicity
+  0: the outputs at the real positions are those of full padding up to float rounding, at the cost of ``L + 1``
+  positions instead of ``window_size``;
 * pooling accumulates per-window sums into per-curve sums with ``index_add_`` / ``scatter_reduce_`` on the device;
   per-observation embeddings are written back to their rows with one fancy-indexing assignment per batch.
 """
@@ -198,6 +203,7 @@ def embed(
     processor: Any = None,
     progress: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    pack_padding: bool = False,
 ) -> LightCurveEmbeddings:
     """Embed light curves with an Astromer encoder: one vector per curve, in input order.
 
@@ -235,11 +241,17 @@ def embed(
         progress: a progress bar; None: shown for inputs of at least 1,000 curves (``HF_HUB_DISABLE_PROGRESS_BARS``
             hides it).
         chunk_size: curves read at a time from a ``datasets.Dataset``.
+        pack_padding: Astromer 1's additive mask only: compute each window's padding as one position that stands for
+            all of it (see below) instead of ``window_size - L`` identical ones. The same vectors up to float
+            rounding, faster where windows are short; ignored with a key mask, which needs no padding.
 
     Padding and batching: windows are sorted by length before batching. With a key attention mask
     (``config.attention_mask_style == "key"``, Astromer 2) padding changes nothing, so each batch is padded only to
     its longest window; with Astromer 1's additive mask (``"additive_one"``) padding changes the outputs
-    (``docs/architecture.md``), so every window is padded to ``window_size`` as the released weights expect.
+    (``docs/architecture.md``), so every window is padded to ``window_size`` as the released weights expect, or,
+    with ``pack_padding=True``, to one position more than the batch's longest window, the padding of a window of
+    ``L`` observations being one position of key multiplicity ``window_size - L`` (the encoder's
+    ``key_multiplicity``; further filler has multiplicity 0).
 
     Returns:
         :class:`LightCurveEmbeddings`. Dropped curves are NaN rows with ``kept=False``, listed in the report (and
@@ -251,7 +263,8 @@ def embed(
         TypeError: an input container or model of an unsupported type.
     """
     embedder = _Embedder(model, pooling=pooling, batch_size=batch_size, device=device, dtype=dtype,
-                         return_observations=return_observations, legacy=legacy, processor=processor)
+                         return_observations=return_observations, legacy=legacy, processor=processor,
+                         pack_padding=pack_padding)
     source = _source(curves, chunk_size)
     parts = []
     with embedder.running(), _progress_bar(progress, source.n_curves) as bar:
@@ -282,7 +295,7 @@ def embed_to_parquet(
     ``overwrite``.
 
     ``embed_kwargs`` are :func:`embed`'s (``pooling``, ``batch_size``, ``device``, ``dtype``, ``return_observations``,
-    ``legacy``, ``processor``).
+    ``legacy``, ``processor``, ``pack_padding``).
     """
     import pyarrow.parquet as pq
 
@@ -358,7 +371,8 @@ def add_embeddings(
     ``Dataset.map`` on ``chunk_size`` curves at a time (written to the dataset's cache like any ``map``).
 
     The column holds one float32 list per curve, null where the cleaning dropped the curve. ``embed_kwargs`` are
-    :func:`embed`'s (``pooling``, ``batch_size``, ``device``, ``dtype``, ``legacy``, ``processor``);
+    :func:`embed`'s (``pooling``, ``batch_size``, ``device``, ``dtype``, ``legacy``, ``processor``,
+    ``pack_padding``);
     ``map_kwargs`` go to ``Dataset.map`` (``cache_file_name``, ``desc`` ...).
     """
     import datasets
@@ -462,6 +476,7 @@ class _Embedder:
         return_observations: bool = False,
         legacy: bool = False,
         processor: Any = None,
+        pack_padding: bool = False,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -491,6 +506,8 @@ class _Embedder:
                              "'tiling' (every observation once) or 'legacy' (the original encode())")
         #: A key mask ignores padding: pad each batch only to its longest window.
         self.bucket = getattr(config, "attention_mask_style", None) == "key"
+        #: Astromer 1's additive mask with pack_padding: each window's padding as one position of multiplicity.
+        self.pack = not self.bucket and bool(pack_padding)
         self.gamma = None
         if pooling == "gamma":
             n_layers = int(config.num_hidden_layers) + 1
@@ -575,9 +592,10 @@ class _Embedder:
         autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else nullcontext())
         for index, windows in _prefetch(batches, lambda b: self._prepare(cleaned, slices, b), device.type != "cpu"):
-            magnitudes, times, mask = (torch.from_numpy(x).to(device, non_blocking=True) for x in windows)
+            magnitudes, times, mask, multiplicity = (
+                None if x is None else torch.from_numpy(x).to(device, non_blocking=True) for x in windows)
             with autocast:
-                out = self.encoder(magnitudes, times, attention_mask=mask,
+                out = self.encoder(magnitudes, times, attention_mask=mask, key_multiplicity=multiplicity,
                                    output_hidden_states=self.pooling == "gamma", return_dict=True)
             real = mask.bool()
             weights = real.unsqueeze(-1).float()
@@ -608,11 +626,23 @@ class _Embedder:
         return pooled.cpu().numpy().astype(np.float32, copy=False), flat
 
     def _prepare(self, cleaned: RaggedCurves, slices: WindowSlices, index: np.ndarray):
-        """The centred ``(B, width)`` magnitudes, times and attention mask of the windows ``index``."""
+        """The centred ``(B, width)`` magnitudes, times and attention mask of the windows ``index``, and the key
+        multiplicities of a packed batch (else None)."""
         batch = WindowSlices(slices.curve_index[index], slices.start[index], slices.length[index])
-        width = int(batch.length.max()) if self.bucket else self.window_size
+        longest = int(batch.length.max())
+        if self.bucket:
+            width = longest
+        elif self.pack:
+            width = min(self.window_size, longest + 1)  # the longest window and its padding position
+        else:
+            width = self.window_size
         centred = center_windows(cleaned, batch, width, self.centering)
-        return index, (centred.magnitudes, centred.times, centred.attention_mask)
+        multiplicity = None
+        if self.pack:  # 1 at real positions, window_size - L at position L (zero-padded like all padding), 0 after
+            position, length = np.arange(width), batch.length[:, None]
+            multiplicity = np.where(position < length, 1.0,
+                                    np.where(position == length, self.window_size - length, 0.0)).astype(np.float32)
+        return index, (centred.magnitudes, centred.times, centred.attention_mask, multiplicity)
 
 
 def load_encoder(model: Any, *, pooling: str = "mean"):

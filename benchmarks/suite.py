@@ -81,6 +81,7 @@ class Settings:
     matmul_n: int
     max_call_seconds: float
     compile: bool
+    budget_seconds: float | None
     overrides: dict
     original_python: str | None
 
@@ -93,12 +94,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
         batches=tuple(args.batch_sizes or ((4,) if quick else (64, 256))),
         window=200,
-        embed_curves=args.embed_curves or (6 if quick else 200),
+        embed_curves=args.embed_curves or (6 if quick else 120),
         cosine_curves=3 if quick else 16,
         data_curves=16 if quick else 400,
         matmul_n=256 if quick else 2048,
-        max_call_seconds=args.max_call_seconds or (2.0 if quick else 10.0),
+        max_call_seconds=args.max_call_seconds or (2.0 if quick else 5.0),
         compile=not quick and not args.no_compile,
+        budget_seconds=None if quick or args.budget_minutes == 0 else 60 * args.budget_minutes,
         overrides=dict(QUICK_OVERRIDES) if quick else {},
         original_python=None if args.no_original else (args.original_python or find_original_python()),
     )
@@ -155,13 +157,20 @@ class Variant:
         return statistics.median(self.samples) if self.samples else None
 
 
-def interleave(variants: list[Variant], rounds: int) -> None:
-    """One warm-up call of each variant, then ``rounds`` rounds of one timed call of each, in turn."""
+def interleave(variants: list[Variant], rounds: int, seconds: float | None = None) -> int:
+    """One warm-up call of each variant, then rounds of one timed call of each, in turn: ``rounds`` of them, or
+    fewer (at least one) when a round, as long as the warm-up calls took, would not fit in ``seconds``. Returns the
+    rounds run."""
+    start = time.perf_counter()
     for variant in variants:
         variant.run()
+    if seconds is not None:
+        per_round = max(time.perf_counter() - start, 1e-9)
+        rounds = max(1, min(rounds, int(seconds / per_round)))
     for _ in range(rounds):
         for variant in variants:
             variant.samples.append(variant.items / variant.run())
+    return rounds
 
 
 def synchronize(device: torch.device) -> None:
@@ -317,6 +326,12 @@ class Suite:
         #: Probe slow variants (bf16 on a CPU, big training steps) before timing them at full batch (not --quick:
         #: its calls are small).
         self.probe = self.device.type == "cpu" and not settings.quick
+        #: bf16 in hardware (a GPU, or a CPU with AVX512-BF16 / AMX): else bf16 is emulated, far slower than fp32,
+        #: and its variants are timed at the first batch size only.
+        self.native_bf16 = self.device.type == "cuda" or bool(
+            {"avx512_bf16", "amx_bf16"} & set(describe_machine(self.device)["simd"]))
+        self.deadline = None if settings.budget_seconds is None else time.perf_counter() + settings.budget_seconds
+        self.groups_left = 0
         self.original = Original(settings.original_python if self.device.type == "cpu" else None,
                                  scratch / "original.log")
         if settings.original_python and self.device.type != "cpu":
@@ -335,6 +350,8 @@ class Suite:
         if original is not None and original.rate() is not None and rate is not None:
             row.original, row.ratio = original.rate(), rate / original.rate()
         self.rows.append(row)
+        self.log(f"    {row.variant}: {_fmt(rate, '.1f')} {unit}"
+                 + ("" if row.ratio is None else f", {row.ratio:.2f}x the original"))
         return row
 
     def original_variant(self, name: str, items: int, **request) -> Variant | None:
@@ -343,8 +360,17 @@ class Suite:
         return Variant(name, self.original.timed(**request), items, original=True)
 
     def run_group(self, variants: list[Variant | None]) -> list[Variant]:
+        """Interleave the variants, with the rounds the time budget leaves: the time to the deadline shared among
+        the groups still to run. Fewer rounds than asked are noted on the variants."""
         chosen = [v for v in variants if v is not None]
-        interleave(chosen, self.settings.rounds)
+        share = None
+        if self.deadline is not None:
+            share = max(0.0, self.deadline - time.perf_counter()) / max(1, self.groups_left)
+        self.groups_left = max(0, self.groups_left - 1)
+        rounds = interleave(chosen, self.settings.rounds, share)
+        if rounds < self.settings.rounds:
+            for variant in chosen:
+                variant.note = "; ".join(filter(None, [variant.note, f"{rounds} round(s): time budget"]))
         return chosen
 
     # -- matrix multiply --------------------------------------------------------------------------------------------
@@ -427,7 +453,8 @@ class Suite:
             for batch in settings.batches:
                 self.log(f"  forward {name} batch {batch}")
                 variants = [Variant("fp32", make(model)(batch), batch)]
-                for label, maker in (("bf16 autocast", make(model, autocast=True)), ("bf16 model", make(bf16_model))):
+                bf16_makers = (("bf16 autocast", make(model, autocast=True)), ("bf16 model", make(bf16_model)))
+                for label, maker in bf16_makers if self.native_bf16 or batch == settings.batches[0] else ():
                     size, note = (capped_batch(maker, batch, settings.max_call_seconds) if self.probe else (batch, ""))
                     variants.append(Variant(label, maker(size), size, dtype="bf16", note=note))
                 if compiled is not None:
@@ -502,20 +529,22 @@ class Suite:
         batch = max(settings.batches)
         note = f"{len(curves)} curves, {lengths.sum()} observations ({weights})"
 
-        def ours(dtype=None, subset=None):
-            chosen = curves if subset is None else curves[:subset]
-            return lambda: embed(chosen, model, batch_size=batch, device=device, dtype=dtype, progress=False)
+        def ours(pack: bool):
+            return lambda: embed(curves, model, batch_size=batch, device=device, progress=False, pack_padding=pack)
 
-        fp32 = Variant("embed() fp32", timer(ours(), device), windows, note=note)
+        fp32 = Variant("embed() fp32", timer(ours(False), device), windows, note=note)
+        packed = Variant("embed() fp32, pack_padding", timer(ours(True), device), windows,
+                         note="each window's padding computed as one position of key multiplicity")
         theirs = None
         spec = original_spec(config, settings.window)
         if spec is not None:
             theirs = self.original_variant("original encode() fp32", windows, op="encode", spec=spec,
                                            curves=str(path), batch=batch)
         self.log("  embedding path")
-        self.run_group([fp32, theirs])
+        self.run_group([fp32, packed, theirs])
         flops = encoder_flops(config, settings.window)
         self.add("embed path", "A1", batch, fp32, flops=flops, original=theirs)
+        self.add("embed path", "A1", batch, packed, flops=flops, original=theirs)
         if theirs is not None:
             self.add("embed path", "A1", batch, theirs, flops=flops)
 
@@ -620,9 +649,10 @@ class Suite:
                 size, note = (capped_batch(make(False), batch, settings.max_call_seconds)
                               if name != "A1" and self.probe else (batch, ""))
                 variants = [Variant("fp32", make(False)(size), size, note=note)]
-                size, note = (capped_batch(make(True), batch, settings.max_call_seconds) if self.probe
-                              else (batch, ""))
-                variants.append(Variant("bf16-mixed", make(True)(size), size, dtype="bf16", note=note))
+                if self.native_bf16 or batch == batches[0]:
+                    size, note = (capped_batch(make(True), batch, settings.max_call_seconds) if self.probe
+                                  else (batch, ""))
+                    variants.append(Variant("bf16-mixed", make(True)(size), size, dtype="bf16", note=note))
                 theirs = None
                 if spec is not None:
                     theirs = self.original_variant("original train_step fp32", batch, op="train", spec=spec,
@@ -668,6 +698,10 @@ class Suite:
 
     # -- all --------------------------------------------------------------------------------------------------------
     def run(self) -> None:
+        n_batches = len(self.settings.batches)
+        # matmul fp32 and bf16, forward per model and batch, embedding, data path, pretraining (A1 every batch, A2
+        # the first)
+        self.groups_left = 2 + len(self.configs) * n_batches + 1 + 1 + n_batches + 1
         self.log("matrix-multiply peak")
         self.matmul()
         self.log("encoder forward")
@@ -730,17 +764,15 @@ def child_main(job: dict) -> dict:
         inputs = {k: torch.from_numpy(data[k][: job["batch"]]).to(device) for k in data.files}
         model = AstromerForMaskedReconstruction(config).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-9)
-        seconds = []
-        for _ in range(2):  # the first step allocates the optimizer state
-            synchronize(device)
-            start = time.perf_counter()
-            model(**inputs).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            synchronize(device)
-            seconds.append(time.perf_counter() - start)
-        return {"items": len(inputs["magnitudes"]), "seconds": seconds[-1], "peak_rss_mb": peak_rss_mb(),
-                "note": f"fp32, second of two steps ({len(inputs['magnitudes'])} windows)"}
+        synchronize(device)
+        start = time.perf_counter()
+        model(**inputs).loss.backward()  # one step: activations, gradients and the optimizer state all allocated
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        return {"items": len(inputs["magnitudes"]), "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
+                "note": f"fp32, one step (the first: allocations included) of {len(inputs['magnitudes'])} windows"}
     from astromer_hf import AstromerModel, embed_to_parquet
     from astromer_hf.embedding import read_lightcurves
 
@@ -858,14 +890,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the results as JSON (default benchmark-results.json)")
     parser.add_argument("--rounds", type=int, help="timed rounds per figure (default 3, --quick 1)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="default 64 256 (--quick 4)")
-    parser.add_argument("--embed-curves", type=int, metavar="N", help="simulated curves to embed (default 200)")
+    parser.add_argument("--embed-curves", type=int, metavar="N", help="simulated curves to embed (default 120)")
     parser.add_argument("--max-call-seconds", type=float, metavar="S",
                         help="a slow variant (bf16 without bf16 instructions) runs at a smaller batch when one call "
-                             "would exceed this (default 10, --quick 2)")
+                             "would exceed this (default 5, --quick 2)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch threads (default: torch's, one per core; --quick: 1, which keeps its tiny calls "
                              "free of waits for a second thread on a busy machine)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--budget-minutes", type=float, default=6.0, metavar="M",
+                        help="time for the timed rounds (default 6): a group whose round would overrun its share "
+                             "runs fewer rounds (at least one) and says so; 0 for no limit. Set-up, compilation and "
+                             "the fresh-process memory jobs come on top")
     parser.add_argument("--original-python", metavar="PATH",
                         help="interpreter with TensorFlow and the original ASTROMER package (default: "
                              "ASTROMER_BENCH_ORIGINAL_PYTHON, else this one when they import here)")

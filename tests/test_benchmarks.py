@@ -42,7 +42,8 @@ def test_quick_run_measures_every_task(quick_run):
     forward = {(row["model"], row["variant"]) for row in rows_of(results, "encoder forward")}
     for model in ("A1", "A2"):
         assert {(model, "fp32"), (model, "bf16 autocast"), (model, "bf16 model")} <= forward
-    assert {row["variant"] for row in rows_of(results, "embed path")} == {"embed() fp32", "embed() bf16 autocast"}
+    assert {row["variant"] for row in rows_of(results, "embed path")} == {
+        "embed() fp32", "embed() fp32, pack_padding", "embed() bf16 autocast"}
     assert len(rows_of(results, "data path")) == 1
     steps = {(row["model"], row["variant"]) for row in rows_of(results, "pretraining step")}
     assert steps == {("A1", "fp32"), ("A1", "bf16-mixed"), ("A2", "fp32"), ("A2", "bf16-mixed")}
@@ -124,3 +125,37 @@ def test_without_an_interpreter_for_the_original_it_says_how_to_get_one(tmp_path
     assert not original.available and "bench-tf" in original.reason
     broken = suite.Original(sys.executable + "-missing", tmp_path / "log")
     assert not broken.available and "cannot start" in broken.reason
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The speedups the benchmark measures give the same outputs
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("legacy", [False, True], ids=["tiling", "legacy"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "gamma"])
+def test_packed_padding_gives_the_embeddings_of_full_padding(legacy, pooling):
+    import numpy as np
+    import torch
+
+    from astromer_hf import AstromerModel, embed
+
+    torch.manual_seed(0)
+    model = AstromerModel(AstromerConfig.from_preset("astromer-1", **suite.QUICK_OVERRIDES, window_size=32)).eval()
+    assert model.config.attention_mask_style == "additive_one"
+    rng = np.random.default_rng(1)
+    curves = []
+    for n in (5, 31, 32, 33, 70, 64, 9):  # shorter than, equal to and longer than the window, several windows
+        times = np.sort(rng.uniform(0, 500, n))
+        curves.append(np.stack([times, rng.normal(15, 0.3, n), rng.uniform(0.01, 0.05, n)], axis=1))
+    widths = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: widths.append(args[0].shape[1]),
+                                           with_kwargs=True)
+    padded = embed(curves, model, device="cpu", batch_size=3, pooling=pooling, legacy=legacy,
+                   return_observations=True)
+    widths_padded, widths[:] = list(widths), []
+    packed = embed(curves, model, device="cpu", batch_size=3, pooling=pooling, legacy=legacy,
+                   return_observations=True, pack_padding=True)
+    hook.remove()
+    assert set(widths_padded) == {32} and min(widths) < 32  # packed batches are narrower
+    np.testing.assert_allclose(packed.vectors, padded.vectors, atol=2e-5)
+    for ours, theirs in zip(packed.observations, padded.observations):
+        np.testing.assert_allclose(ours, theirs, atol=2e-5)
