@@ -14,6 +14,8 @@ Subcommands:
     A training run's learning curve, reconstructions of masked points and attention maps as PNG files.
 ``astromer embed INPUT --model NAME --out FILE.parquet``
     One embedding per light curve (a prepared dataset folder, a CSV / Parquet long table, a text file of one curve).
+``astromer export onnx MODEL --out FILE.onnx``
+    The encoder as an ONNX graph with dynamic batch and length axes (:mod:`astromer_hf.export`).
 ``astromer download NAME``
     Fetch and cache a named release (``astromer-base`` ...) so that ``from_pretrained(NAME)`` works offline.
 ``astromer publish-release NAME [--repo-id ORG/NAME]``
@@ -224,6 +226,18 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from .export import export_onnx
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a model read from disk
+    path = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite)
+    print(f"Exported the encoder of {args.model} -> {path} (inputs magnitudes, times, attention_mask of shape "
+          "(batch, length); output last_hidden_state)")
+    return 0
+
+
 def _add_hub_options(parser: argparse.ArgumentParser, *, revision: bool = True) -> None:
     parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
     if revision:
@@ -316,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
     embed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     embed.set_defaults(handler=_embed)
+
+    export = commands.add_parser("export", help="export a model's encoder to another runtime's format")
+    export_formats = export.add_subparsers(dest="export_format", required=True)
+    onnx = export_formats.add_parser("onnx", help="an ONNX graph with dynamic batch and length axes")
+    onnx.add_argument("model", metavar="MODEL", help="release name, save_pretrained folder or Hub id")
+    onnx.add_argument("--out", required=True, metavar="FILE.onnx")
+    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace FILE.onnx if it exists")
+    onnx.set_defaults(handler=_export_onnx)
 
     download = commands.add_parser("download", help="fetch and cache a named release for offline use")
     download.add_argument("name", help="release name, e.g. astromer-base")

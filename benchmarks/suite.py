@@ -434,6 +434,7 @@ class Suite:
             model = AstromerModel(config).to(device).eval()
             bf16_model = copy.deepcopy(model).to(torch.bfloat16)
             compiled, compile_note = self._compiled(model) if settings.compile else (None, "not compiled (--quick)")
+            session, onnx_note = self._onnx(model, name, magnitudes, times, mask)
             flops = encoder_flops(config, settings.window)
             spec = original_spec(config, settings.window)
 
@@ -459,6 +460,11 @@ class Suite:
                     variants.append(Variant(label, maker(size), size, dtype="bf16", note=note))
                 if compiled is not None:
                     variants.append(Variant("fp32 compiled", make(compiled)(batch), batch, note=compile_note))
+                if session is not None:
+                    feeds = {"magnitudes": magnitudes[:batch].cpu().numpy(), "times": times[:batch].cpu().numpy(),
+                             "attention_mask": mask[:batch].cpu().numpy()}
+                    variants.append(Variant("fp32 ONNX Runtime", timer(lambda feeds=feeds: session.run(None, feeds),
+                                                                       device), batch, note=onnx_note))
                 theirs = None
                 if spec is not None:
                     theirs = self.original_variant("original tf.function fp32", batch, op="forward", spec=spec,
@@ -471,6 +477,36 @@ class Suite:
                     self.add("encoder forward", name, batch, theirs, flops=flops)
                 if compiled is None and settings.compile:
                     self.rows.append(Row("encoder forward", name, batch, "fp32 compiled", None, note=compile_note))
+                if session is None and onnx_note:
+                    self.rows.append(Row("encoder forward", name, batch, "fp32 ONNX Runtime", None, note=onnx_note))
+
+    def _onnx(self, model, name: str, magnitudes, times, mask) -> tuple[object | None, str]:
+        """An onnxruntime session on ``astromer export onnx``'s graph of ``model`` (Astromer 1 only: an export
+        takes tens of seconds), with a note giving its largest difference to PyTorch; (None, why) otherwise."""
+        if name != "A1" or self.device.type != "cpu":
+            return None, ""
+        if self.settings.quick:
+            return None, "not exported (--quick)"
+        try:
+            import onnxruntime
+
+            from astromer_hf.export import export_onnx
+        except ImportError as error:
+            return None, f"not run ({error.name} is not installed: pip install onnx onnxruntime)"
+        start = time.perf_counter()
+        path = export_onnx(model, self.scratch / f"{name}.onnx")
+        seconds = time.perf_counter() - start
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        batch = min(8, magnitudes.shape[0])
+        feeds = {"magnitudes": magnitudes[:batch].cpu().numpy(), "times": times[:batch].cpu().numpy(),
+                 "attention_mask": mask[:batch].cpu().numpy()}
+        with torch.inference_mode():
+            expected = model(magnitudes[:batch], times[:batch], attention_mask=mask[:batch]).last_hidden_state
+        difference = float(np.abs(session.run(None, feeds)[0] - expected.cpu().numpy()).max())
+        return session, (f"exported in {seconds:.0f} s; max |diff| to PyTorch {difference:.1e}; "
+                         f"{options.intra_op_num_threads} threads")
 
     def _compiled(self, model) -> tuple[object | None, str]:
         """``torch.compile(model)`` with a dynamic batch, and a note; (None, why) when compilation fails (the eager

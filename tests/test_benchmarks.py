@@ -60,6 +60,9 @@ def test_quick_run_fractions_follow_from_rates_flops_and_the_measured_peak(quick
     peaks = results["peaks_gflops"]
     config = AstromerConfig.from_preset("astromer-2", **suite.QUICK_OVERRIDES)
     for row in rows_of(results, "encoder forward"):
+        if row["rate"] is None:  # a variant --quick leaves out (ONNX Runtime), with the reason
+            assert row["note"]
+            continue
         if row["model"] == "A2":
             assert row["gflops"] == pytest.approx(row["rate"] * suite.encoder_flops(config, 200) / 1e9)
         peak = peaks["bf16" if row["variant"].startswith("bf16") else "fp32"]
