@@ -20,11 +20,14 @@ import inspect
 import re
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from griffe_sphinx_roles import markdown_roles  # noqa: E402  (the API reference's own role rewriting)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -51,9 +54,6 @@ PREPARE_KEYS = {
 # ------------------------------------------------------------------------------------------------------ docstrings
 def _clean(text: str) -> str:
     """One line of Markdown: Sphinx roles and double backticks as inline code, ``|`` escaped for tables."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from griffe_sphinx_roles import markdown_roles
-
     text = re.sub(r":paramref:`~?([^`]+)`", r"`\1`", text)
     return markdown_roles(" ".join(text.split())).replace("|", "\\|")
 

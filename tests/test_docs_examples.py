@@ -2,7 +2,7 @@
 
 Every fenced block of README.md and of every page under docs/ is read here:
 
-* ``python`` blocks compile; those of README.md and of docs/tutorials/ run, in page order, in one namespace per
+* ``python`` blocks compile; those of docs/tutorials/ (and README.md's, in tests/test_readme.py) run, in page order, in one namespace per
   page, together with the page's shell commands, in a scratch folder (the project's ``recipes/`` linked into it, as
   in a clone), offline: named releases are converted from the released checkpoint in ``../shared`` through
   ``ASTROMER_HF_RELEASE_MIRROR``, the Hub is ``tests/hub_server.py`` on 127.0.0.1, W&B is disabled. Where a page's
@@ -26,9 +26,6 @@ import io
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import import_module
@@ -515,26 +512,6 @@ def runner(request, tmp_path, monkeypatch, capsys, releases, clones) -> PageRunn
 def _needs_reference() -> None:
     if not (REFERENCE / "macho_a0.zip").is_file():
         pytest.skip(f"the released checkpoint is not at {REFERENCE} (../shared is absent): no offline astromer-base")
-
-
-def test_readme_python_block_runs(runner):
-    """The README's Python example, with ``paths`` naming the package's example curves saved as text files."""
-    _needs_reference()
-    from astromer_hf.example_lightcurves import make_example_lightcurves
-
-    curves, _ = make_example_lightcurves(n_per_class=1)
-    paths = []
-    for index, curve in enumerate(curves):
-        path = runner.workdir / f"curve_{index}.dat"
-        np_text = "\n".join(" ".join(f"{value:.6f}" for value in row) for row in curve)
-        path.write_text(np_text + "\n")
-        paths.append(path)
-    namespace = {"__name__": "__docs__", "paths": paths}
-    runner.monkeypatch.chdir(runner.workdir)
-    (block,) = [block for block in page_blocks("README.md") if block.lang == "python"]
-    exec(compile(block.text, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102
-    assert namespace["out"].last_hidden_state.shape[1:] == (200, 256)
-    assert namespace["result"].vectors.shape == (len(curves), 256) and namespace["result"].kept.all()
 
 
 #: What each run page must leave behind, beyond its blocks and commands succeeding.

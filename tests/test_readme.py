@@ -1,4 +1,5 @@
-"""The README's two commands: CI runs the test command verbatim, and the main job's command runs."""
+"""The README's two commands: CI runs the test command verbatim, and the main job's command runs; and its Python
+example runs. (Every other command of the README is walked by tests/test_docs_examples.py.)"""
 
 import os
 import re
@@ -75,3 +76,32 @@ def test_python_dash_m_runs_the_astromer_command():
     result = subprocess.run([sys.executable, "-m", "astromer_hf", "demo", "--per-class", "1"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--per-class must be at least 2" in result.stderr
+
+
+def test_readme_python_example_runs(reference_dir, tmp_path, monkeypatch):
+    """The "Use from Python" block as written, offline: ``paths`` names the package's example curves saved as text
+    files, and ``astromer-base`` is converted from the released checkpoint through ASTROMER_HF_RELEASE_MIRROR."""
+    from hub_server import hub_offline
+    from test_docs_examples import page_blocks
+
+    from astromer_hf.example_lightcurves import make_example_lightcurves
+
+    for name in list(os.environ):
+        if name.startswith(("ASTROMER_", "HF_TOKEN")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ASTROMER_HF_RELEASE_MIRROR", str(reference_dir))
+    monkeypatch.setenv("ASTROMER_HF_RELEASES", str(tmp_path / "releases"))
+    hub_offline(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    curves, _ = make_example_lightcurves(n_per_class=1)
+    paths = []
+    for index, curve in enumerate(curves):
+        path = tmp_path / f"curve_{index}.dat"
+        path.write_text("\n".join(" ".join(f"{value:.6f}" for value in row) for row in curve) + "\n")
+        paths.append(path)
+    (block,) = [block for block in page_blocks("README.md") if block.lang == "python"]
+    namespace = {"__name__": "__readme__", "paths": paths}
+    exec(compile(block.text, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102
+    assert namespace["out"].last_hidden_state.shape[1:] == (200, 256)
+    assert namespace["result"].vectors.shape == (len(curves), 256) and namespace["result"].kept.all()
+    assert "cleaning" in str(namespace["processor"].last_cleaning_report).lower()
