@@ -195,18 +195,26 @@ def _cache_sizes() -> tuple[int, int]:
 _CACHE_SIZES: tuple[int, int] | None = None
 
 
+#: The fewest windows :func:`default_inference_batch_size` puts in a slice (``python -m benchmarks`` times Astromer 1
+#: with slices of 8 windows, the earlier floor, beside the default: docs/benchmarks.md).
+MIN_INFERENCE_SLICE = 32
+
+
 def default_inference_batch_size(config: AstromerConfig, length: int) -> int:
     """Windows per slice of a CPU inference batch, from the machine's caches rather than the caller's batch size.
 
     A slice's activations (per position: the input and fused Q/K/V of the attention, its output, the feed-forward's
     inner layer, in float32) should fit in half the last-level cache, so that each layer reads what the previous one
-    wrote from the cache instead of memory; large batches otherwise get slower per window. At least 8 windows (small
-    GEMMs are inefficient), rounded down to a power of two.
+    wrote from the cache instead of memory; large batches otherwise get slower per window. Rounded down to a power
+    of two, and at least :data:`MIN_INFERENCE_SLICE` windows: every slice runs every operation once more, and each
+    multi-threaded operation waits for all its threads, so on a busy machine (a thread descheduled by another
+    process) many small slices cost more than the cache misses they save (``docs/benchmarks.md``).
     """
     _, last_level = _cache_sizes()
     per_position = 4 * (6 * config.hidden_size + 2 * config.intermediate_size)
     windows = max(1, (last_level // 2) // max(1, per_position * max(1, length)))
-    return max(8, 1 << (windows.bit_length() - 1))
+    return max(MIN_INFERENCE_SLICE, 1 << (windows.bit_length() - 1))
+
 
 
 def inverse_error_weights(errors: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:

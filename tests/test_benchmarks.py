@@ -37,8 +37,8 @@ def test_quick_run_prints_the_table_and_the_targets(quick_run):
 
 def test_quick_run_measures_every_task(quick_run):
     _, results = quick_run
-    assert {row["variant"] for row in rows_of(results, "matmul peak")} == {"torch.mm fp32 256^3",
-                                                                           "torch.mm bf16 256^3"}
+    assert {row["variant"] for row in rows_of(results, "matmul peak")} == {
+        "torch.mm fp32 256^3", "F.linear fp32 256^3", "torch.mm bf16 256^3", "F.linear bf16 256^3"}
     forward = {(row["model"], row["variant"]) for row in rows_of(results, "encoder forward")}
     for model in ("A1", "A2"):
         assert {(model, "fp32"), (model, "bf16 autocast"), (model, "bf16 model")} <= forward
@@ -50,7 +50,7 @@ def test_quick_run_measures_every_task(quick_run):
     timed = [row for row in results["rows"] if row["rate"] is not None]
     assert all(row["rate"] > 0 and row["samples"] for row in timed)
     memory = rows_of(results, "peak memory")
-    assert len(memory) == 3 and all(row["extra"]["peak_rss_mb"] > 100 for row in memory)
+    assert len(memory) == 4 and all(row["extra"]["peak_rss_mb"] > 100 for row in memory)
     assert results["machine"]["torch"] and results["machine"]["cpus"] >= 1
     assert 0.99 <= results["bf16_cosine"]["pooled_min"] <= 1.0 + 1e-9
 
@@ -67,8 +67,11 @@ def test_quick_run_fractions_follow_from_rates_flops_and_the_measured_peak(quick
             assert row["gflops"] == pytest.approx(row["rate"] * suite.encoder_flops(config, 200) / 1e9)
         peak = peaks["bf16" if row["variant"].startswith("bf16") else "fp32"]
         assert row["peak_fraction"] == pytest.approx(row["gflops"] / peak)
-    for row in rows_of(results, "matmul peak"):
-        assert row["gflops"] == pytest.approx(peaks["fp32" if "fp32" in row["variant"] else "bf16"])
+    for row in rows_of(results, "matmul peak"):  # the peak of a dtype: its faster route
+        assert row["gflops"] <= peaks["fp32" if "fp32" in row["variant"] else "bf16"] * (1 + 1e-9)
+    for dtype in ("fp32", "bf16"):
+        fastest = max(row["gflops"] for row in rows_of(results, "matmul peak") if dtype in row["variant"])
+        assert fastest == pytest.approx(peaks[dtype])
     # no original: no ratio anywhere, and the ratio targets are "not measured" rather than passed or failed
     assert all(row["ratio"] is None for row in results["rows"])
     ratio_targets = [t for t in results["targets"] if "ratio" in t["target"]]
@@ -120,6 +123,7 @@ def test_targets_compare_with_their_thresholds():
     assert targets["embed path fp32: ratio to the original encode() >= 4"] is False
     assert targets["bf16 autocast pooled cosine to fp32 >= 0.999"] is True
     assert targets["A2 pretraining step batch 64: peak RSS <= 3700 MB"] is True
+    assert targets["A2 pretraining step, gradient checkpointing batch 64: peak RSS <= 3700 MB"] is None
     assert targets["A1 pretraining step fp32 batch 64: ratio to the original >= 1.2"] is None
 
 
