@@ -591,22 +591,36 @@ class Suite:
         batch = max(settings.batches)
         note = f"{len(curves)} curves, {lengths.sum()} observations ({weights})"
 
-        def ours(pack: bool):
-            return lambda: embed(curves, model, batch_size=batch, device=device, progress=False, pack_padding=pack)
+        def ours(pack: bool, threads: int | None = None):
+            def call():
+                default = torch.get_num_threads()
+                if threads:
+                    torch.set_num_threads(threads)
+                try:
+                    embed(curves, model, batch_size=batch, device=device, progress=False, pack_padding=pack)
+                finally:
+                    torch.set_num_threads(default)
+
+            return call
 
         fp32 = Variant("embed() fp32", timer(ours(False), device), windows, note=note)
         packed = Variant("embed() fp32, pack_padding", timer(ours(True), device), windows,
                          note="each window's padding computed as one position of key multiplicity")
+        one_thread = None
+        if device.type == "cpu" and torch.get_num_threads() > 1:
+            one_thread = Variant("embed() fp32, pack_padding, 1 thread", timer(ours(True, threads=1), device),
+                                 windows, note=f"default: {torch.get_num_threads()} threads")
         theirs = None
         spec = original_spec(config, settings.window)
         if spec is not None:
             theirs = self.original_variant("original encode() fp32", windows, op="encode", spec=spec,
                                            curves=str(path), batch=batch)
         self.log("  embedding path")
-        self.run_group([fp32, packed, theirs])
+        self.run_group([fp32, packed, one_thread, theirs])
         flops = encoder_flops(config, settings.window)
-        self.add("embed path", "A1", batch, fp32, flops=flops, original=theirs)
-        self.add("embed path", "A1", batch, packed, flops=flops, original=theirs)
+        for variant in (fp32, packed, one_thread):
+            if variant is not None:
+                self.add("embed path", "A1", batch, variant, flops=flops, original=theirs)
         if theirs is not None:
             self.add("embed path", "A1", batch, theirs, flops=flops)
 
@@ -874,6 +888,9 @@ def describe_machine(device: torch.device) -> dict:
         "mkldnn": torch.backends.mkldnn.is_available(),
         "python": platform.python_version(),
         "device": str(device),
+        # OpenMP settings that change how torch's threads wait for each other (docs/benchmarks.md)
+        "environment": {name: os.environ[name] for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                             "MKL_NUM_THREADS") if name in os.environ},
     }
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
@@ -1037,7 +1054,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"astromer_hf benchmarks: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']} "
           f"({machine['torch_threads']} threads), device {settings.device}; load average at start "
-          f"{load_start[0]:.1f}, at end {result['load_average']['end'][0]:.1f}")
+          f"{load_start[0]:.1f}, at end {result['load_average']['end'][0]:.1f}"
+          + "".join(f"; {k}={v}" for k, v in machine["environment"].items()))
     if suite.original.info:
         info = suite.original.info
         print(f"original: ASTROMER {info['astromer']}, TensorFlow {info['tensorflow']}")
