@@ -225,7 +225,8 @@ def embed(
             embedding and every block), ``z_l`` the mean of layer ``l`` over the curve's observations: the formula of
             :class:`~astromer_hf.AstromerForLightCurveClassification`'s ``"skip"`` pooling. γ is a classifier's trained
             ``layer_weights`` when the model has them, else uniform (``softmax`` of ``1/(L+1)``).
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (on the CPU, with a key mask or ``pack_padding``, at most the encoder's
+            inference slice: see the padding note below).
         device: where the encoder runs; None: CUDA when available, else the CPU.
         dtype: None (float32) or ``torch.bfloat16`` (``"bfloat16"``): the forward pass under autocast on the device.
         return_observations: also return the per-observation embeddings of the last layer, stitched back to each
@@ -251,7 +252,9 @@ def embed(
     (``docs/architecture.md``), so every window is padded to ``window_size`` as the released weights expect, or,
     with ``pack_padding=True``, to one position more than the batch's longest window, the padding of a window of
     ``L`` observations being one position of key multiplicity ``window_size - L`` (the encoder's
-    ``key_multiplicity``; further filler has multiplicity 0).
+    ``key_multiplicity``; further filler has multiplicity 0). On the CPU such batches hold at most the encoder's
+    inference slice of windows (:func:`~astromer_hf.modeling_astromer.default_inference_batch_size`), which it would
+    cut a larger batch into anyway, so that each slice is padded to its own longest window only.
 
     Returns:
         :class:`LightCurveEmbeddings`. Dropped curves are NaN rows with ``kept=False``, listed in the report (and
@@ -588,7 +591,8 @@ class _Embedder:
             total = torch.full((n_kept, hidden), float("-inf"), device=device)
         else:
             total = torch.zeros(n_kept, hidden, device=device)
-        batches = [order[i:i + self.batch_size] for i in range(0, n_windows, self.batch_size)]
+        step = self._batch_step()
+        batches = [order[i:i + step] for i in range(0, n_windows, step)]
         autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else nullcontext())
         for index, windows in _prefetch(batches, lambda b: self._prepare(cleaned, slices, b), device.type != "cpu"):
@@ -624,6 +628,20 @@ class _Embedder:
             per_layer = total / counts_t[None, :, None]
             pooled = (self.gamma.to(device)[:, None, None] * per_layer).mean(0)
         return pooled.cpu().numpy().astype(np.float32, copy=False), flat
+
+    def _batch_step(self) -> int:
+        """Windows per forward pass: ``batch_size``; on the CPU, when batches are as wide as their longest window (a
+        key mask, or pack_padding), at most the encoder's inference slice, which it would cut the batch into anyway
+        (:func:`~astromer_hf.modeling_astromer.default_inference_batch_size`): each slice of windows sorted by length
+        is then padded to its own longest window only."""
+        if self.device.type != "cpu" or not (self.bucket or self.pack):
+            return self.batch_size
+        from .modeling_astromer import default_inference_batch_size
+
+        step = getattr(self.encoder, "inference_batch_size", None)
+        if step is None:
+            step = default_inference_batch_size(self.encoder.config, self.window_size)
+        return min(self.batch_size, step) if step > 0 else self.batch_size
 
     def _prepare(self, cleaned: RaggedCurves, slices: WindowSlices, index: np.ndarray):
         """The centred ``(B, width)`` magnitudes, times and attention mask of the windows ``index``, and the key
