@@ -158,6 +158,23 @@ COMMANDS: dict[str, Rule] = {
     "astromer evaluate --config recipes/eval_synthetic.yaml --spc [20,100] --folds 2 --methods [features_rf,linear_probe]":
         not_run("minutes on a CPU; tests/test_evaluation.py runs the protocol at small size"),
     "astromer evaluate --config recipes/eval_alcock.yaml": not_run(NETWORK + "; a GPU run"),
+    # docs/benchmarks.md
+    "python -m benchmarks": not_run("the full benchmark takes about 10 minutes; tests/test_benchmarks.py runs --quick"),
+    "python -m benchmarks --quick": elsewhere("tests/test_benchmarks.py::test_quick_run_measures_every_task"),
+    "python -m benchmarks --device cuda": not_run("needs a GPU"),
+    "python -m benchmarks --json out.json --markdown out.md --original-python /path/to/tf-venv/bin/python": not_run(
+        "needs TensorFlow and the original package in another environment"),
+    "python -m venv /tmp/tfvenv": not_run("sets up the original code's environment (TensorFlow: a large download)"),
+    "/tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras tensorboard pandas tqdm joblib scikit-learn seaborn requests":
+        not_run("installs TensorFlow from the package index"),
+    "/tmp/tfvenv/bin/pip install --no-deps ASTROMER==0.1.8": not_run("installs the original package from the index"),
+    "python -m benchmarks --original-python /tmp/tfvenv/bin/python": not_run(
+        "needs TensorFlow and the original package in /tmp/tfvenv"),
+    "astromer export onnx astromer-1-macho --out astromer-1.onnx": elsewhere(
+        "tests/test_export.py::test_onnxruntime_gives_the_pytorch_embeddings_at_any_batch_and_length"),
+    # docs/tutorials/embed_and_classify.md
+    "astromer evaluate --config recipes/eval_synthetic_quick.yaml": not_run(
+        "about half an hour on a CPU; tests/test_evaluation.py runs the protocol at small size"),
     "astromer evaluate --help": elsewhere("tests/test_docs_examples.py::test_every_documented_command_parses"),
     # docs/model_usage.md
     "astromer embed data/macho --split test --model astromer-base --out test.parquet": elsewhere(
@@ -230,6 +247,7 @@ SMALL: dict[str, list[tuple[str, str]]] = {
     "README.md": [("n_curves=20000", "n_curves=40")],
     "docs/data.md": [("n_curves=20000", "n_curves=40")],
     "docs/tutorials/prepare_survey.md": [("n_curves=2000", "n_curves=160")],
+    "docs/tutorials/embed_and_classify.md": [("n_per_class=25", "n_per_class=5"), ("cv=5", "cv=2"), ("RandomForestClassifier(500,", "RandomForestClassifier(20,")],
     "docs/tutorials/pretrain.md": [
         ("max_epochs: 20", "max_epochs: 1"),
         ("config_overrides: {num_hidden_layers: 2, hidden_size: 128, intermediate_size: 256, residual_style: identity}",
@@ -253,6 +271,7 @@ RUN_PAGES = {
     "docs/tutorials/pretrain.md": ["docs/tutorials/prepare_survey.md"],
     "docs/tutorials/few_labels.md": ["docs/tutorials/pretrain.md"],
     "docs/tutorials/publish.md": ["docs/tutorials/pretrain.md"],
+    "docs/tutorials/embed_and_classify.md": ["docs/tutorials/embed.md"],
 }
 def test_every_documented_command_is_classified():
     unlisted = [f"{block.page}:{block.line}: {key(tokens)}" for block, tokens in documented_commands()
@@ -524,13 +543,14 @@ LEAVES = {
                                    "outputs/tutorial/figures/reconstruction.png"],
     "docs/tutorials/few_labels.md": ["outputs/tutorial-classifier/best/model.safetensors"],
     "docs/tutorials/publish.md": [],
+    "docs/tutorials/embed_and_classify.md": [],
 }
 
 
 @pytest.mark.parametrize("page", list(RUN_PAGES))
 def test_page_runs(page, runner, tmp_path):
     """The page's python blocks and RUN commands, in order (README.md: its commands; its python block is above)."""
-    if page in ("README.md", "docs/tutorials/embed.md"):
+    if page in ("README.md", "docs/tutorials/embed.md", "docs/tutorials/embed_and_classify.md"):
         _needs_reference()
     if page == "README.md":
         _run_commands_only(runner, page)
