@@ -79,6 +79,9 @@ def test_the_wheel_and_the_sdist_carry_the_version_the_license_and_the_commands(
     with tarfile.open(sdist) as archive:
         members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", "astromer_hf/__init__.py"} <= members
+    # MANIFEST.in: the recipes, the documentation site and the release metadata travel with the source
+    assert {"recipes/quickstart.yaml", "docs/index.md", "mkdocs.yml", "CHANGELOG.md", "CITATION.cff",
+            "scripts/setup.sh"} <= members
 
 
 def _fresh_venv(folder: Path) -> Path:
