@@ -328,3 +328,15 @@ def test_epoch_log_progress_prints_each_epoch_with_its_own_metrics(prepared, tmp
     summary = fit_summary(trainer, elapsed=12.0)
     assert summary.startswith("Finished after 2 epoch(s), 6 steps in 12 s")
     assert f"best:         val/rmse {saver.best_score:.4g}" in summary and str(saver.best_path) in summary
+
+
+def test_a_model_folder_given_as_a_path_object_is_loaded(tmp_path):
+    """`model=Path(...)` names a folder as a string does (the tutorials build paths with pathlib); the saved
+    hyperparameters keep a plain string, so the checkpoint's YAML stays readable."""
+    folder = tmp_path / "encoder"
+    AstromerPretraining(model="astromer-1", config_overrides=TINY).model.save_pretrained(folder)
+    for module in (AstromerPretraining(model=folder), AstromerFineTuning(model=folder)):
+        assert module.hparams["model"] == str(folder)
+        assert module.model.config.hidden_size == TINY["hidden_size"]
+    classifier = AstromerClassification(model=folder, class_names=["a", "b"])
+    assert classifier.hparams["model"] == str(folder)

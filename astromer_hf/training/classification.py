@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -55,6 +57,7 @@ class AstromerClassification(AstromerTrainingMixin, pl.LightningModule):
         warmup_steps: int = 4000,
     ) -> None:
         super().__init__()
+        model = os.fspath(model)  # a pathlib.Path is a folder too; the hyperparameters keep a string
         check_optimizer_settings(lr, lr_schedule, warmup_steps)
         if class_names is not None and len(class_names) < 2:
             raise ValueError(f"classification needs at least 2 classes, got {class_names!r}")

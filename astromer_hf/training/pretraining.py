@@ -187,6 +187,7 @@ class AstromerPretraining(AstromerTrainingMixin, pl.LightningModule):
         warmup_steps: int = 4000,
     ) -> None:
         super().__init__()
+        model = os.fspath(model)  # a pathlib.Path is a folder too; the hyperparameters keep a string
         check_optimizer_settings(lr, lr_schedule, warmup_steps)
         self.save_hyperparameters()
         self.model = load_or_build(AstromerForMaskedReconstruction, model, config_overrides)
@@ -258,6 +259,7 @@ class AstromerFineTuning(AstromerPretraining):
     """
 
     def __init__(self, model: str, **kwargs: Any) -> None:
+        model = os.fspath(model)
         if model in ASTROMER_PRESETS:
             raise ValueError(
                 f"fine-tuning starts from trained weights; {model!r} is a preset (random weights). Give a "
