@@ -202,11 +202,10 @@ def _embed(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from transformers.utils import logging as transformers_logging
-
     from .embedding import embed_to_parquet, read_lightcurves
+    from .loading_bars import hide_weight_loading_bars
 
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a model read from disk
+    hide_weight_loading_bars()  # no "Loading weights" bar for a model read from disk (download bars stay)
     logging.getLogger("astromer_hf.embedding").setLevel(logging.ERROR)  # the cleaning report is printed below
     out = Path(args.out)
     curves = read_lightcurves(args.input, splits=args.split)
@@ -227,11 +226,10 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from transformers.utils import logging as transformers_logging
-
     from .export import export_onnx
+    from .loading_bars import hide_weight_loading_bars
 
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a model read from disk
+    hide_weight_loading_bars()  # no "Loading weights" bar for a model read from disk (download bars stay)
     path = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite)
     print(f"Exported the encoder of {args.model} -> {path} (inputs magnitudes, times, attention_mask of shape "
           "(batch, length); output last_hidden_state)")
@@ -493,9 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command in ("plot", "demo"):  # no "Loading weights" bar for a model read from disk
-            from transformers.utils import logging as transformers_logging
+            from .loading_bars import hide_weight_loading_bars
 
-            transformers_logging.disable_progress_bar()
+            hide_weight_loading_bars()
         return args.handler(args)
     except KeyboardInterrupt:
         print("astromer: interrupted", file=sys.stderr)

@@ -131,6 +131,28 @@ def test_progress_bar_named_after_the_file(archive: Archive, tmp_path: Path, cap
     assert capsys.readouterr().err == ""
 
 
+def test_hiding_the_weight_loading_bars_keeps_the_download_bars(archive: Archive, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """The commands hide transformers' "Loading weights" bar; transformers' own switch would hide every
+    huggingface_hub bar of the process with it, and a survey's or a release's download would show no progress."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers.utils import logging as transformers_logging
+
+    from astromer_hf.loading_bars import hide_weight_loading_bars, weight_loading_bars_hidden
+
+    archive.files["/ogle/lc_043.dat"] = payload(50_000)
+    try:
+        with weight_loading_bars_hidden():
+            assert not transformers_logging.is_progress_bar_enabled()
+        assert transformers_logging.is_progress_bar_enabled()  # put back after the block
+        hide_weight_loading_bars()
+        assert not transformers_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+        download_file(archive.url("/ogle/lc_043.dat"), tmp_path / "lc_043.dat", backoff=0.01, progress=True)
+        assert "lc_043.dat" in capsys.readouterr().err
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 # ------------------------------------------------------------------------------------------------------------ resume
 
 

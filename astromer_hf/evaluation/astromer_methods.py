@@ -284,16 +284,11 @@ class FoldDataModule(AstromerDataModule):
 
 @contextlib.contextmanager
 def _quiet_loading():
-    """No 'Loading weights' bar for models read from disk."""
-    from transformers.utils import logging as transformers_logging
+    """No 'Loading weights' bar for models read from disk (download bars stay)."""
+    from ..loading_bars import weight_loading_bars_hidden
 
-    enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
+    with weight_loading_bars_hidden():
         yield
-    finally:
-        if enabled:
-            transformers_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager

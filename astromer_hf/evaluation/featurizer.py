@@ -102,9 +102,8 @@ def _load(model: Any, pooling: str):
     loaded whole so that its trained γ weighs the layers."""
     import os
 
-    from transformers.utils import logging as transformers_logging
-
     from ..configuration_astromer import AstromerConfig
+    from ..loading_bars import weight_loading_bars_hidden
     from ..modeling_astromer import AstromerForLightCurveClassification, AstromerModel
     from ..releases import resolve_name_or_path
 
@@ -115,11 +114,6 @@ def _load(model: Any, pooling: str):
     config = AstromerConfig.from_pretrained(location)
     classifier = pooling == "gamma" and config.classifier_pooling == "skip" and (
         "AstromerForLightCurveClassification" in (config.architectures or []))
-    bar = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
+    with weight_loading_bars_hidden():
         loaded = (AstromerForLightCurveClassification if classifier else AstromerModel).from_pretrained(location)
-    finally:
-        if bar:
-            transformers_logging.enable_progress_bar()
     return loaded.eval()

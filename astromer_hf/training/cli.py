@@ -162,9 +162,9 @@ def _quiet_known_noise() -> None:
     """Silence the messages of our dependencies that no user can act on (each named here, nothing else)."""
     # Lightning 2.6 with torch >= 2.10 warns at every fit that its own pytree helper uses a deprecated torch API.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    from transformers.utils import logging as transformers_logging
+    from ..loading_bars import hide_weight_loading_bars
 
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar when a module starts from a folder
+    hide_weight_loading_bars()  # no "Loading weights" bar when a module starts from a folder (download bars stay)
     tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(existing, _DropLightningTips) for existing in tips.filters):
         tips.addFilter(_DropLightningTips())
