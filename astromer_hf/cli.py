@@ -484,17 +484,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _lightning_command_note(argv)
     debug = debug_requested(argv)
+    from .loading_bars import command_settings_restored, hide_weight_loading_bars
+
     if argv and argv[0] in TRAINER_COMMANDS:
         from .training.cli import astromer_cli_main
 
-        return astromer_cli_main(argv, debug=debug)
+        with command_settings_restored():
+            return astromer_cli_main(argv, debug=debug)
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("plot", "demo"):  # no "Loading weights" bar for a model read from disk
-            from .loading_bars import hide_weight_loading_bars
-
-            hide_weight_loading_bars()
-        return args.handler(args)
+        with command_settings_restored():
+            if args.command in ("plot", "demo"):  # no "Loading weights" bar for a model read from disk
+                hide_weight_loading_bars()
+            return args.handler(args)
     except KeyboardInterrupt:
         print("astromer: interrupted", file=sys.stderr)
         return 130

@@ -37,3 +37,28 @@ def weight_loading_bars_hidden() -> Iterator[None]:
     finally:
         if shown:
             transformers_logging.enable_progress_bar()
+
+
+#: Loggers whose level a command lowers for its own output (``astromer embed`` prints the cleaning report itself).
+COMMAND_LOGGERS = ("astromer_hf.embedding",)
+
+
+@contextlib.contextmanager
+def command_settings_restored() -> Iterator[None]:
+    """Put back, after a command run in this process (``astromer_hf.cli.main`` called from Python, a notebook or a
+    test), the process-wide switches the command changes for its own output: transformers' and huggingface_hub's
+    progress bars and the levels of :data:`COMMAND_LOGGERS`."""
+    import logging
+
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    transformers_shown, hub_shown = transformers_logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    levels = {name: logging.getLogger(name).level for name in COMMAND_LOGGERS}
+    try:
+        yield
+    finally:
+        (transformers_logging.enable_progress_bar if transformers_shown else transformers_logging.disable_progress_bar)()
+        (enable_progress_bars if hub_shown else disable_progress_bars)()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

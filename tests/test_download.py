@@ -124,11 +124,19 @@ def test_read_manifest_of_empty_or_broken_folder(tmp_path: Path) -> None:
 
 
 def test_progress_bar_named_after_the_file(archive: Archive, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    archive.files["/ogle/lc_042.dat"] = payload(50_000)
-    download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "lc_042.dat", backoff=0.01, progress=True)
-    assert "lc_042.dat" in capsys.readouterr().err
-    download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "quiet.dat", backoff=0.01, progress=False)
-    assert capsys.readouterr().err == ""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    switched_off = are_progress_bars_disabled()  # by code an earlier test ran in this process: on here, then back
+    enable_progress_bars()
+    try:
+        archive.files["/ogle/lc_042.dat"] = payload(50_000)
+        download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "lc_042.dat", backoff=0.01, progress=True)
+        assert "lc_042.dat" in capsys.readouterr().err
+        download_file(archive.url("/ogle/lc_042.dat"), tmp_path / "quiet.dat", backoff=0.01, progress=False)
+        assert capsys.readouterr().err == ""
+    finally:
+        if switched_off:
+            disable_progress_bars()
 
 
 def test_hiding_the_weight_loading_bars_keeps_the_download_bars(archive: Archive, tmp_path: Path,
@@ -141,6 +149,8 @@ def test_hiding_the_weight_loading_bars_keeps_the_download_bars(archive: Archive
     from astromer_hf.loading_bars import hide_weight_loading_bars, weight_loading_bars_hidden
 
     archive.files["/ogle/lc_043.dat"] = payload(50_000)
+    switched_off = are_progress_bars_disabled()  # as in the test above
+    transformers_logging.enable_progress_bar()  # (turns huggingface_hub's bars on too)
     try:
         with weight_loading_bars_hidden():
             assert not transformers_logging.is_progress_bar_enabled()
@@ -151,6 +161,8 @@ def test_hiding_the_weight_loading_bars_keeps_the_download_bars(archive: Archive
         assert "lc_043.dat" in capsys.readouterr().err
     finally:
         transformers_logging.enable_progress_bar()
+        if switched_off:
+            transformers_logging.disable_progress_bar()
 
 
 # ------------------------------------------------------------------------------------------------------------ resume

@@ -191,8 +191,11 @@ def lightning_main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in TRAINER_COMMANDS or argv[0].startswith("-"):
         from ..cli import debug_requested
 
+        from ..loading_bars import command_settings_restored
+
         debug = debug_requested(argv)
-        return _run(AstromerCLI, argv, debug=debug)
+        with command_settings_restored():  # as they were, when called from Python
+            return _run(AstromerCLI, argv, debug=debug)
     # lightning-sdk's own `lightning` entry point, read from its metadata so that a move of the function in a later
     # release is followed (2026.x: lightning_sdk.cli.entrypoint:main_cli, also installed as `lightning-sdk`).
     from importlib import metadata
