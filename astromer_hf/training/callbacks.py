@@ -12,9 +12,9 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from transformers.utils import logging as transformers_logging
 
 from ..hub import push_folder_to_hub
+from ..loading_bars import weight_loading_bars_hidden
 from ..model_card import card_for_folder
 from .figures import attention_figure, reconstruction_figure
 from .loggers import log_figure
@@ -80,34 +80,32 @@ class SavePretrainedCallback(pl.Callback):
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".best-", dir=self.dirpath))
-        bars_were_on = transformers_logging.is_progress_bar_enabled()
-        transformers_logging.disable_progress_bar()  # no "Writing model shards" bar at every improvement
-        try:
-            pl_module.model.save_pretrained(staging)
-            processor = getattr(trainer.datamodule, "processor", None) if trainer.datamodule is not None else None
-            if callable(processor):
-                processor().save_pretrained(staging)
-            metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
-            record = {
-                "epoch": trainer.current_epoch,
-                "global_step": trainer.global_step,
-                "monitor": self.monitor,
-                "best_score": self.best_score,
-                "metrics": metrics,
-                "training": training_summary(trainer, pl_module),
-            }
-            (staging / METRICS_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            card_for_folder(staging).save(staging / "README.md")
-            previous = self.dirpath / f".previous-{BEST_FOLDER}"
-            shutil.rmtree(previous, ignore_errors=True)
-            if self.best_path.exists():
-                self.best_path.rename(previous)
-            staging.rename(self.best_path)
-            shutil.rmtree(previous, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            if bars_were_on:
-                transformers_logging.enable_progress_bar()
+        with weight_loading_bars_hidden():  # no "Writing model shards" bar at every improvement
+            try:
+                pl_module.model.save_pretrained(staging)
+                processor = getattr(trainer.datamodule, "processor", None) if trainer.datamodule is not None else None
+                if callable(processor):
+                    processor().save_pretrained(staging)
+                metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                           if value.numel() == 1}
+                record = {
+                    "epoch": trainer.current_epoch,
+                    "global_step": trainer.global_step,
+                    "monitor": self.monitor,
+                    "best_score": self.best_score,
+                    "metrics": metrics,
+                    "training": training_summary(trainer, pl_module),
+                }
+                (staging / METRICS_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+                card_for_folder(staging).save(staging / "README.md")
+                previous = self.dirpath / f".previous-{BEST_FOLDER}"
+                shutil.rmtree(previous, ignore_errors=True)
+                if self.best_path.exists():
+                    self.best_path.rename(previous)
+                staging.rename(self.best_path)
+                shutil.rmtree(previous, ignore_errors=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run or not self.best_path.exists():
