@@ -91,3 +91,17 @@ def few_shot_splits(
         chosen["train"].append(order[n_test : n_test + spc])
         chosen["validation"].append(order[len(order) - n_validation :])
     return DatasetDict({name: dataset.select(np.sort(np.concatenate(chosen[name]))) for name in SPLIT_NAMES})
+
+
+def load_prepared_splits(path) -> DatasetDict:
+    """The prepared dataset at ``path`` (``astromer data prepare``), checked to hold every split of
+    :data:`SPLIT_NAMES`; a ValueError naming the folder otherwise."""
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if not isinstance(loaded, DatasetDict):
+        raise ValueError(f"{path} holds one split; expected a prepared dataset with the splits {SPLIT_NAMES}")
+    missing = [name for name in SPLIT_NAMES if name not in loaded]
+    if missing:
+        raise ValueError(f"{path} lacks the split(s) {missing}")
+    return loaded

@@ -91,15 +91,10 @@ def load_pool(config: EvaluationConfig) -> EvaluationPool:
     bands than ``config.bands`` left out: the pool of ``AstromerDataModule(few_shot=...)``."""
     import datasets
 
-    from ..data.splits import SPLIT_NAMES
+    from ..data.splits import SPLIT_NAMES, load_prepared_splits
 
     path = ensure_dataset(config)
-    loaded = datasets.load_from_disk(str(path))
-    if not isinstance(loaded, datasets.DatasetDict):
-        raise ValueError(f"{path} holds one split; expected a prepared dataset with the splits {SPLIT_NAMES}")
-    missing = [name for name in SPLIT_NAMES if name not in loaded]
-    if missing:
-        raise ValueError(f"{path} lacks the split(s) {missing}")
+    loaded = load_prepared_splits(path)
     label = loaded["train"].features.get("label")
     class_names = list(getattr(label, "names", None) or [])
     if not class_names:

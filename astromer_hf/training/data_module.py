@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..configuration_astromer import AstromerConfig
 from ..data.prepare import prepare_dataset
-from ..data.splits import SPLIT_NAMES, few_shot_splits
+from ..data.splits import SPLIT_NAMES, few_shot_splits, load_prepared_splits
 from ..lightcurves import CENTERING_MODES, WINDOW_STRATEGIES
 from ..masking import validate_fraction
 from ..processing_astromer import AstromerProcessor, _choice, _positive_int
@@ -132,12 +132,7 @@ class AstromerDataModule(pl.LightningDataModule):
         if self.splits:
             return
         self._resolve_model_settings()
-        loaded = datasets.load_from_disk(str(self.hparams.path))
-        if not isinstance(loaded, datasets.DatasetDict):
-            raise ValueError(f"{self.hparams.path} holds one split; expected a DatasetDict of {SPLIT_NAMES}")
-        missing = [name for name in SPLIT_NAMES if name not in loaded]
-        if missing:
-            raise ValueError(f"{self.hparams.path} lacks the split(s) {missing}")
+        loaded = load_prepared_splits(self.hparams.path)
         label = loaded["train"].features.get("label")
         self.class_names = tuple(getattr(label, "names", ()) or ())
         if self.hparams.bands is not None:
