@@ -23,11 +23,11 @@ How the work is organised (no Python loop per observation or per window):
   (``attention_mask_style="key"``, Astromer 2) each batch is padded only to its longest window, so short curves pay
   no padding. Astromer 1's additive mask (``"additive_one"``) lets padding change the outputs
   (``docs/architecture.md``): a window must give what it gives padded to ``window_size``, as the released weights
-  expect, so its windows are padded to ``window_size``; or, with ``pack_padding=True``, each window keeps one
-  padded position standing for all of its ``window_size - L`` (they all carry one state; the encoder's
-  ``key_multiplicity``), a batch is as wide as its longest window plus that one, and further filler has multiplicity
-  0: the outputs at the real positions are those of full padding up to float rounding, at the cost of ``L + 1``
-  positions instead of ``window_size``;
+  expect. By default (``pack_padding=True``) each window keeps one padded position standing for all of its
+  ``window_size - L`` (they all carry one state; the encoder's ``key_multiplicity``), a batch is as wide as its
+  longest window plus that one, and further filler has multiplicity 0: the outputs at the real positions are those
+  of full padding up to float rounding, at the cost of ``L + 1`` positions instead of ``window_size``;
+  ``pack_padding=False`` pads every window to ``window_size`` as the original did;
 * pooling accumulates per-window sums into per-curve sums with ``index_add_`` / ``scatter_reduce_`` on the device;
   per-observation embeddings are written back to their rows with one fancy-indexing assignment per batch.
 """
@@ -203,7 +203,7 @@ def embed(
     processor: Any = None,
     progress: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    pack_padding: bool = False,
+    pack_padding: bool = True,
 ) -> LightCurveEmbeddings:
     """Embed light curves with an Astromer encoder: one vector per curve, in input order.
 
@@ -243,18 +243,20 @@ def embed(
             hides it).
         chunk_size: curves read at a time from a ``datasets.Dataset``.
         pack_padding: Astromer 1's additive mask only: compute each window's padding as one position that stands for
-            all of it (see below) instead of ``window_size - L`` identical ones. The same vectors up to float
-            rounding, faster where windows are short; ignored with a key mask, which needs no padding.
+            all of it (see below) instead of ``window_size - L`` identical ones (the default). The same vectors up to
+            float rounding (about 1e-6 relative), faster where windows are short; False pads every window to
+            ``window_size`` as the original ``encode()`` did. Ignored with a key mask, which needs no padding.
 
     Padding and batching: windows are sorted by length before batching. With a key attention mask
     (``config.attention_mask_style == "key"``, Astromer 2) padding changes nothing, so each batch is padded only to
     its longest window; with Astromer 1's additive mask (``"additive_one"``) padding changes the outputs
-    (``docs/architecture.md``), so every window is padded to ``window_size`` as the released weights expect, or,
-    with ``pack_padding=True``, to one position more than the batch's longest window, the padding of a window of
-    ``L`` observations being one position of key multiplicity ``window_size - L`` (the encoder's
-    ``key_multiplicity``; further filler has multiplicity 0). On the CPU such batches hold at most the encoder's
-    inference slice of windows (:func:`~astromer_hf.modeling_astromer.default_inference_batch_size`), which it would
-    cut a larger batch into anyway, so that each slice is padded to its own longest window only.
+    (``docs/architecture.md``), so every window gives what it gives padded to ``window_size`` as the released
+    weights expect: with ``pack_padding`` (the default) a batch is one position wider than its longest window, the
+    padding of a window of ``L`` observations being one position of key multiplicity ``window_size - L`` (the
+    encoder's ``key_multiplicity``; further filler has multiplicity 0); without it every window is padded to
+    ``window_size``. On the CPU packed batches hold at most the encoder's inference slice of windows
+    (:func:`~astromer_hf.modeling_astromer.default_inference_batch_size`), which it would cut a larger batch into
+    anyway, so that each slice is padded to its own longest window only.
 
     Returns:
         :class:`LightCurveEmbeddings`. Dropped curves are NaN rows with ``kept=False``, listed in the report (and
@@ -479,7 +481,7 @@ class _Embedder:
         return_observations: bool = False,
         legacy: bool = False,
         processor: Any = None,
-        pack_padding: bool = False,
+        pack_padding: bool = True,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")

@@ -603,12 +603,13 @@ class Suite:
 
             return call
 
-        fp32 = Variant("embed() fp32", timer(ours(False), device), windows, note=note)
-        packed = Variant("embed() fp32, pack_padding", timer(ours(True), device), windows,
-                         note="each window's padding computed as one position of key multiplicity")
+        packed = Variant("embed() fp32", timer(ours(True), device), windows,
+                         note=f"{note}; each window's padding computed as one position of key multiplicity (default)")
+        fp32 = Variant("embed() fp32, full padding", timer(ours(False), device), windows,
+                       note="pack_padding=False: every window padded to the window size, as the original")
         one_thread = None
         if device.type == "cpu" and torch.get_num_threads() > 1:
-            one_thread = Variant("embed() fp32, pack_padding, 1 thread", timer(ours(True, threads=1), device),
+            one_thread = Variant("embed() fp32, 1 thread", timer(ours(True, threads=1), device),
                                  windows, note=f"default: {torch.get_num_threads()} threads")
         theirs = None
         spec = original_spec(config, settings.window)
@@ -616,9 +617,9 @@ class Suite:
             theirs = self.original_variant("original encode() fp32", windows, op="encode", spec=spec,
                                            curves=str(path), batch=batch)
         self.log("  embedding path")
-        self.run_group([fp32, packed, one_thread, theirs])
+        self.run_group([packed, fp32, one_thread, theirs])
         flops = encoder_flops(config, settings.window)
-        for variant in (fp32, packed, one_thread):
+        for variant in (packed, fp32, one_thread):
             if variant is not None:
                 self.add("embed path", "A1", batch, variant, flops=flops, original=theirs)
         if theirs is not None:

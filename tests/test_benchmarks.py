@@ -43,7 +43,7 @@ def test_quick_run_measures_every_task(quick_run):
     for model in ("A1", "A2"):
         assert {(model, "fp32"), (model, "bf16 autocast"), (model, "bf16 model")} <= forward
     assert {row["variant"] for row in rows_of(results, "embed path")} == {
-        "embed() fp32", "embed() fp32, pack_padding", "embed() bf16 autocast"}
+        "embed() fp32", "embed() fp32, full padding", "embed() bf16 autocast"}
     assert len(rows_of(results, "data path")) == 1
     steps = {(row["model"], row["variant"]) for row in rows_of(results, "pretraining step")}
     assert steps == {("A1", "fp32"), ("A1", "bf16-mixed"), ("A2", "fp32"), ("A2", "bf16-mixed")}
@@ -157,7 +157,7 @@ def test_packed_padding_gives_the_embeddings_of_full_padding(legacy, pooling):
     hook = model.register_forward_pre_hook(lambda module, args, kwargs: widths.append(args[0].shape[1]),
                                            with_kwargs=True)
     padded = embed(curves, model, device="cpu", batch_size=3, pooling=pooling, legacy=legacy,
-                   return_observations=True)
+                   return_observations=True, pack_padding=False)
     widths_padded, widths[:] = list(widths), []
     packed = embed(curves, model, device="cpu", batch_size=3, pooling=pooling, legacy=legacy,
                    return_observations=True, pack_padding=True)

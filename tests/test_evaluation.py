@@ -380,29 +380,34 @@ def test_curve_logits_weigh_windows_by_observations():
     np.testing.assert_allclose(out, [[0.5, 0.75], [0.0, 0.0], [0.0, 3.0]])
 
 
-def test_the_hybrid_stacks_out_of_fold_probe_probabilities():
-    """The hybrid's Astromer columns for a training curve come from a probe that never saw that curve: on embeddings
-    that carry no class information, a probe fitted on all training curves memorises them (with more channels than
-    curves), while the out-of-fold probabilities stay near chance, so the forest is not taught to trust the probe."""
-    from astromer_hf.evaluation.baselines import stacked_probe_features
-    from astromer_hf.evaluation.config import ProbeSettings
+def test_the_stacked_hybrid_combines_what_each_side_knows_and_ignores_an_uninformative_embedding():
+    """hybrid_rf stacks the forest on the classical features and the probe on the embedding: when each side knows
+    half of the class (the features which pair, the embedding which member), the hybrid knows all of it; when the
+    embedding is noise with more channels than curves (a probe fitted on all of them memorises them), the combining
+    regression, taught on out-of-fold probabilities, does not trust it and the hybrid stays with the features."""
+    from astromer_hf.evaluation.baselines import random_forest, stacked_hybrid
+    from astromer_hf.evaluation.config import ForestSettings, ProbeSettings
 
     rng = np.random.default_rng(0)
-    n_classes, per_class = 4, 12
+    n_classes, per_class = 4, 40
     labels = np.repeat(np.arange(n_classes), per_class)
-    noise = rng.normal(size=(len(labels), 256))
+    features = rng.normal(size=(len(labels), 6)) + 2.5 * (labels // 2)[:, None]  # which pair: {0, 1} or {2, 3}
+    embedding = rng.normal(size=(len(labels), 16)) + 2.5 * (labels % 2)[:, None]  # which member of the pair
     train, test = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
-    columns, test_columns = stacked_probe_features(ProbeSettings(), noise, labels, train, test, n_classes, seed=0)
-    assert columns.shape == (len(train), n_classes) and test_columns.shape == (len(test), n_classes)
-    np.testing.assert_allclose(columns.sum(axis=1), 1.0, atol=1e-6)
-    true_class = columns[np.arange(len(train)), labels[train]]
-    from astromer_hf.evaluation.baselines import linear_probe
+    forest = ForestSettings(n_estimators=50, n_jobs=1)
 
-    in_sample = linear_probe(ProbeSettings(), 0).fit(noise[train], labels[train]).predict_proba(noise[train])
-    assert in_sample[np.arange(len(train)), labels[train]].mean() > 0.9  # what stacking must avoid
-    assert true_class.mean() < 0.5
-    # informative embeddings give informative columns
-    signal = noise + 3.0 * np.eye(n_classes)[labels] @ rng.normal(size=(n_classes, 256))
-    columns, test_columns = stacked_probe_features(ProbeSettings(), signal, labels, train, test, n_classes, seed=0)
-    assert (columns.argmax(axis=1) == labels[train]).mean() > 0.9
-    assert (test_columns.argmax(axis=1) == labels[test]).mean() > 0.9
+    def accuracy(model, X):
+        return (model.fit(X[train], labels[train]).predict(X[test]) == labels[test]).mean()
+
+    alone = accuracy(random_forest(forest, 0), features)
+    hybrid = accuracy(stacked_hybrid(forest, ProbeSettings(), 6, 0, min_class_count=per_class // 2),
+                      np.hstack([features, embedding]))
+    assert alone < 0.65 and hybrid > 0.85, (alone, hybrid)
+
+    noise = rng.normal(size=(len(labels), 256))
+    noisy_hybrid = accuracy(stacked_hybrid(forest, ProbeSettings(), 6, 0, min_class_count=per_class // 2),
+                            np.hstack([features, noise]))
+    assert noisy_hybrid >= alone - 0.1, (alone, noisy_hybrid)
+
+    with pytest.raises(ValueError, match="at least 2 training curves in every class"):
+        stacked_hybrid(forest, ProbeSettings(), 6, 0, min_class_count=1)

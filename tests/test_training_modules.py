@@ -340,3 +340,40 @@ def test_a_model_folder_given_as_a_path_object_is_loaded(tmp_path):
         assert module.model.config.hidden_size == TINY["hidden_size"]
     classifier = AstromerClassification(model=folder, class_names=["a", "b"])
     assert classifier.hparams["model"] == str(folder)
+
+
+def test_gradient_checkpointing_recomputes_the_blocks_and_gives_the_same_gradients():
+    """A user short of memory sets gradient_checkpointing: true; the blocks then run again in the backward pass
+    (that is where the memory goes), and the loss and every gradient are those of the plain step, dropout included."""
+    generator = torch.Generator().manual_seed(0)
+    B, T = 4, 20
+    batch = {
+        "magnitudes": torch.randn(B, T, 1, generator=generator),
+        "times": torch.cumsum(torch.rand(B, T, 1, generator=generator) * 3, dim=1),
+        "attention_mask": torch.ones(B, T, dtype=torch.long),
+        "probed_positions": (torch.rand(B, T, 1, generator=generator) < 0.5).float(),
+        "labels": torch.randn(B, T, 1, generator=generator),
+    }
+    batch["masked_positions"] = batch["probed_positions"]
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(1)
+        module = AstromerPretraining(model="astromer-1", config_overrides=TINY, gradient_checkpointing=checkpointing)
+        module.train()
+        calls = []
+        for layer in module.model.astromer.encoder.layers:  # a module inside each block (the block's own hooks
+            layer.attention_norm.register_forward_hook(lambda *args: calls.append(1))  # stay outside the checkpoint)
+        torch.manual_seed(2)  # the same dropout draws
+        loss = module(**batch).loss
+        before_backward = len(calls)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None},
+                        before_backward, len(calls) - before_backward))
+    (plain_loss, plain_grads, plain_calls, plain_again), (loss, grads, calls, again) = results
+    layers = module.model.config.num_hidden_layers
+    assert module.hparams.gradient_checkpointing and plain_calls == calls == layers
+    assert plain_again == 0 and again == layers  # recomputed during the backward pass
+    torch.testing.assert_close(loss, plain_loss)
+    assert grads.keys() == plain_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], plain_grads[name], rtol=1e-5, atol=1e-6, msg=name)

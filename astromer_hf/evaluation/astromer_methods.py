@@ -4,8 +4,9 @@
   standardised logistic regression (:func:`~astromer_hf.evaluation.baselines.linear_probe`);
 * ``random_linear_probe``: the same with an encoder of the same architecture and random weights (seeded): what the
   pretraining adds;
-* ``hybrid_rf``: the classical features and the linear probe's class probabilities (out-of-fold for the training
-  curves: stacking, :func:`~astromer_hf.evaluation.baselines.stacked_probe_features`), then a random forest;
+* ``hybrid_rf``: the random forest on the classical features and the linear probe on the embeddings, stacked: a
+  logistic regression on their out-of-fold class probabilities
+  (:func:`~astromer_hf.evaluation.baselines.stacked_hybrid`);
 * ``skip_mlp``: :class:`~astromer_hf.AstromerForLightCurveClassification` with the pretrained encoder frozen and the
   papers' head (γ-weighted skip pooling over the input embedding and every block, MLP 1024-512-256 + LayerNorm),
   trained on the windows of the training curves;

@@ -5,8 +5,9 @@
 * ``raw_gru``: a GRU trained from scratch on the windows' raw ``(time, magnitude)`` sequences (the "raw RNN" of
   spec §6.4), with a small MLP on its last state, trained like the Astromer heads
   (:func:`~astromer_hf.evaluation.training.fit_window_classifier`);
-* the classifier factories :func:`random_forest` (``features_rf``, ``hybrid_rf``) and :func:`linear_probe`
-  (``linear_probe``, ``random_linear_probe``: standardised inputs, multinomial logistic regression).
+* the classifier factories :func:`random_forest` (``features_rf``), :func:`linear_probe` (``linear_probe``,
+  ``random_linear_probe``: standardised inputs, multinomial logistic regression) and :func:`stacked_hybrid`
+  (``hybrid_rf``: the two stacked).
 
 The raw GRU sees, per observation, the window-centred magnitude, the window-centred time (days) and log10 of the
 time since the previous observation (days; 1e-3 for the first), each standardised with the mean and
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier, StackingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -49,40 +50,41 @@ def linear_probe(settings: ProbeSettings, seed: int) -> Pipeline:
     ])
 
 
-def stacked_probe_features(
-    settings: ProbeSettings, embeddings: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-    n_classes: int, seed: int, max_folds: int = 5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hybrid's Astromer columns: class probabilities of the :func:`linear_probe` on the embeddings (stacking,
-    Wolpert 1992, "Stacked generalization", Neural Networks 5, 241).
+def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int, seed: int,
+                   max_folds: int = 5, min_class_count: int | None = None) -> StackingClassifier:
+    """The ``hybrid_rf`` classifier: stacking (Wolpert 1992, "Stacked generalization", Neural Networks 5, 241) of the
+    :func:`random_forest` on the classical features and the :func:`linear_probe` on the Astromer embedding, with a
+    multinomial logistic regression on their class probabilities (scikit-learn's ``StackingClassifier``).
 
-    For the training curves the probabilities are out-of-fold (scikit-learn's ``cross_val_predict`` over stratified
-    folds: each curve's are predicted by a probe that never saw it), so the forest that reads them learns how far to
-    trust the probe rather than its fit to its own training labels; for the test curves they come from the probe fitted
-    on all training curves. Returns ``(train columns, test columns)``, each ``(n, n_classes)``.
+    It reads one matrix per curve: the ``n_features`` classical features, then the embedding. The combining
+    regression learns from out-of-fold probabilities (stratified folds, at most ``max_folds``, at most the smallest
+    class's ``min_class_count``: each training curve's come from models that never saw it), so it learns how far to
+    trust each model on curves they did not fit; the two models are then refitted on all the training curves.
+    When the embedding carries no class information its probabilities get little weight and the hybrid stays near
+    the features alone; when it carries what the features miss, the hybrid gains.
 
-    Why not the embedding itself: a random forest picks split features at random, and next to a few dozen
-    informative classical features 256 weakly informative embedding channels dilute them (measured on the simulator:
-    the concatenation scores below the classical features alone); ``n_classes`` calibrated columns do not.
-    """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    Why not the concatenation in one forest: a random forest draws its split candidates at random, and next to a
+    few dozen informative classical features 256 weakly informative embedding channels dilute them (measured on the
+    simulator: the concatenation scores below the classical features alone)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import StratifiedKFold
 
-    y = labels[train]
-    counts = np.bincount(y, minlength=n_classes)
-    folds = int(min(max_folds, counts[counts > 0].min())) if len(y) else 0
-    probe = linear_probe(settings, seed)
-    columns = np.zeros((len(train), n_classes))
-    if folds >= 2:
-        present = np.unique(y)
-        out_of_fold = cross_val_predict(probe, embeddings[train], y, method="predict_proba",
-                                        cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-        columns[:, present] = out_of_fold
-    probe.fit(embeddings[train], y)
-    if folds < 2:  # a single curve in some class: no held-out predictions exist, fall back to the fitted probe
-        columns[:, probe.classes_.astype(int)] = probe.predict_proba(embeddings[train])
-    test_columns = np.zeros((len(test), n_classes))
-    test_columns[:, probe.classes_.astype(int)] = probe.predict_proba(embeddings[test])
-    return columns, test_columns
+    folds = max_folds if min_class_count is None else min(max_folds, int(min_class_count))
+    if folds < 2:
+        raise ValueError(f"hybrid_rf stacks out-of-fold predictions and needs at least 2 training curves in every "
+                         f"class, got {min_class_count}")
+
+    def columns(name: str, selection: slice) -> ColumnTransformer:
+        return ColumnTransformer([(name, "passthrough", selection)])
+
+    return StackingClassifier(
+        [("features", Pipeline([("columns", columns("features", slice(0, n_features))),
+                                ("forest", random_forest(forest, seed))])),
+         ("astromer", Pipeline([("columns", columns("embedding", slice(n_features, None))),
+                                ("probe", linear_probe(probe, seed))]))],
+        final_estimator=LogisticRegression(C=probe.C, max_iter=probe.max_iter, random_state=seed),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), stack_method="predict_proba",
+    )
 
 
 def class_log_probabilities(pipeline: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarray:

@@ -19,7 +19,7 @@ METHODS: dict[str, str] = {
     "raw_gru": "GRU on the windows' raw (time, magnitude), trained from scratch (spec §6.4 'raw RNN')",
     "random_linear_probe": "Astromer with random weights: frozen embeddings + standardised logistic regression",
     "linear_probe": "frozen Astromer embeddings + standardised logistic regression",
-    "hybrid_rf": "classical features + the Astromer linear probe's out-of-fold class probabilities (stacking) + random forest",
+    "hybrid_rf": "stacking: random forest on the classical features + Astromer linear probe, combined by a logistic regression on their out-of-fold class probabilities",
     "skip_mlp": "frozen pretrained encoder, γ-weighted skip pooling + MLP head trained on windows",
     "finetuned_skip_mlp": "the papers' protocol: masked fine-tuning on the fold's training curves, then the frozen "
     "encoder's γ-skip + MLP head",

@@ -418,15 +418,14 @@ class Evaluation:
         return self._fit_predict(random_forest(self.config.forest, seed), self.features(), train, test), None, {}
 
     def _hybrid_rf(self, train, validation, test, seed, model_name):
-        from .baselines import random_forest, stacked_probe_features
+        from .baselines import stacked_hybrid
 
-        probe_train, probe_test = stacked_probe_features(self.config.probe, self.embeddings(model_name), self.labels,
-                                                         train, test, self.n_classes, seed)
         features = self.features()
-        X = np.full((len(features), features.shape[1] + self.n_classes), np.nan)  # rows of this cell only
-        X[train] = np.hstack([features[train], probe_train])
-        X[test] = np.hstack([features[test], probe_test])
-        return self._fit_predict(random_forest(self.config.forest, seed), X, train, test), None, {}
+        X = np.hstack([features, self.embeddings(model_name)])
+        counts = np.bincount(self.labels[train], minlength=self.n_classes)
+        hybrid = stacked_hybrid(self.config.forest, self.config.probe, features.shape[1], seed,
+                                min_class_count=counts[counts > 0].min())
+        return self._fit_predict(hybrid, X, train, test), None, {}
 
     def _linear_probe(self, train, validation, test, seed, model_name, random: bool = False):
         from .baselines import linear_probe
