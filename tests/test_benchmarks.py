@@ -166,3 +166,28 @@ def test_packed_padding_gives_the_embeddings_of_full_padding(legacy, pooling):
     np.testing.assert_allclose(packed.vectors, padded.vectors, atol=2e-5)
     for ours, theirs in zip(packed.observations, padded.observations):
         np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+def test_memory_flatness_builds_its_dataset_and_samples_both_jobs(tmp_path, capsys):
+    """`python -m benchmarks.memory_flatness` at a tiny size: the dataset is written once in the survey schema (and
+    reused), each job runs in its fresh process, and the report holds every sample and the summary it prints."""
+    from benchmarks import memory_flatness
+
+    data, report = tmp_path / "flat", tmp_path / "memory.json"
+    arguments = ["--curves", "300", "--embed-curves", "50", "--train-steps", "3", "--train-batch", "8",
+                 "--data", str(data), "--json", str(report)]
+    assert memory_flatness.main(arguments) == 0
+    import datasets
+
+    built = datasets.load_from_disk(str(data))
+    assert {name: len(split) for name, split in built.items()} == {"train": 294, "validation": 3, "test": 3}
+    assert set(built["train"].features) >= {"object_id", "time", "mag", "mag_err", "n_obs"}
+    jobs = json.loads(report.read_text())["jobs"]
+    assert jobs["embed"]["summary"]["items"] == 50 and jobs["pretrain"]["summary"]["items"] == 3
+    for job in jobs.values():
+        assert len(job["samples"]) >= 2 and job["summary"]["peak_VmHWM_mb"] > 50
+        assert set(job["summary"]["at"]) == {"10%", "25%", "50%", "75%", "100%"}
+    assert "peak RssAnon" in capsys.readouterr().out
+    assert memory_flatness.main(arguments) == 0  # the dataset is reused, not rebuilt
+    with pytest.raises(SystemExit, match="another dataset"):
+        memory_flatness.main([*arguments[:1], "400", *arguments[2:]])
