@@ -170,6 +170,10 @@ COMMANDS: dict[str, Rule] = {
     "/tmp/tfvenv/bin/pip install --no-deps ASTROMER==0.1.8": not_run("installs the original package from the index"),
     "python -m benchmarks --original-python /tmp/tfvenv/bin/python": not_run(
         "needs TensorFlow and the original package in /tmp/tfvenv"),
+    "python -m benchmarks.memory_flatness": not_run(
+        "writes a 1,000,000-curve dataset and runs for about half an hour; tests/test_benchmarks.py runs it at 300"),
+    "python -m benchmarks.memory_flatness --curves 20000 --embed-curves 2000 --train-steps 20": not_run(
+        "minutes; tests/test_benchmarks.py runs the same module at 300 curves"),
     "astromer export onnx astromer-1-macho --out astromer-1.onnx": elsewhere(
         "tests/test_export.py::test_onnxruntime_gives_the_pytorch_embeddings_at_any_batch_and_length"),
     # docs/tutorials/embed_and_classify.md
