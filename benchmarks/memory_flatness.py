@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
+import shutil
 import sys
 import threading
 import time
@@ -114,8 +113,6 @@ def build_dataset(path: Path, n_curves: int) -> Path:
         splits[name] = datasets.Dataset.from_generator(_curves, gen_kwargs={"n": size, "seed": seed},
                                                        features=features, cache_dir=str(cache))
     datasets.DatasetDict(splits).save_to_disk(str(path))
-    import shutil
-
     shutil.rmtree(cache, ignore_errors=True)
     return path
 
@@ -163,11 +160,9 @@ def job_pretrain(data: str, steps: int, batch: int) -> dict:
 def run_job(name: str, arguments: argparse.Namespace) -> dict:
     job = {"job": name, "data": str(arguments.data), "curves": arguments.embed_curves, "steps": arguments.train_steps,
            "batch": arguments.batch if name == "embed" else arguments.train_batch}
-    result = subprocess.run([sys.executable, "-m", "benchmarks.memory_flatness", "--child", json.dumps(job)],
-                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if result.returncode != 0:
-        raise SystemExit(f"the {name} job failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    from .suite import run_child
+
+    return run_child(job, module="benchmarks.memory_flatness")
 
 
 def child(job: dict) -> dict:

@@ -821,8 +821,9 @@ def _quiet():
 # ----------------------------------------------------------------------------------------------------------------------
 # Jobs in a fresh process (peak memory)
 # ----------------------------------------------------------------------------------------------------------------------
-def run_child(job: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--child", json.dumps(job)], cwd=ROOT,
+def run_child(job: dict, module: str = "benchmarks.suite") -> dict:
+    """Run ``job`` in a fresh interpreter (``python -m <module> --child <job>``); its last stdout line, as JSON."""
+    result = subprocess.run([sys.executable, "-m", module, "--child", json.dumps(job)], cwd=ROOT,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if result.returncode != 0:
         raise RuntimeError(f"memory job {job['job']} failed:\n{result.stderr[-2000:]}")

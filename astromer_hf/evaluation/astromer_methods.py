@@ -39,6 +39,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
 from ..configuration_astromer import ASTROMER_PRESETS, AstromerConfig
+from ..loading_bars import weight_loading_bars_hidden
 from ..modeling_astromer import AstromerForLightCurveClassification, AstromerModel, AstromerModelOutput, masked_mean
 from ..processing_astromer import AstromerProcessor
 from ..training.data_module import AstromerDataModule
@@ -79,7 +80,7 @@ class AstromerUnderTest:
             )
         check_model_name(source)
         self.name, self.source, self.device, self.seed = name, source, device, seed
-        with _quiet_loading():
+        with weight_loading_bars_hidden():  # no 'Loading weights' bar (download bars stay)
             self.encoder: AstromerModel = AstromerModel.from_pretrained(source).eval()
         self.config: AstromerConfig = self.encoder.config
         self.trim = self.config.attention_mask_style == "key"
@@ -224,7 +225,7 @@ def masked_finetune(source: str, train_curves: Any, val_curves: Any, settings: F
     It runs the package's own :class:`~astromer_hf.training.AstromerFineTuning` in a Lightning ``Trainer`` on all
     fixed windows of each curve (``train_windows="tiling"``, as the papers fine-tuned), with the model's masking."""
     pl.seed_everything(seed, workers=False, verbose=False)
-    with _quiet_loading():
+    with weight_loading_bars_hidden():  # no 'Loading weights' bar (download bars stay)
         module = AstromerFineTuning(model=source, lr=settings.lr)
     data = FoldDataModule(batch_size=settings.batch_size, train_windows="tiling", seed=seed)
     data.fold_splits = {"train": train_curves, "validation": val_curves}
@@ -281,15 +282,6 @@ class FoldDataModule(AstromerDataModule):
                                       seed),
             "validation": ArrowLightCurves(self.fold_splits["validation"], size, self.hparams.eval_windows, seed=seed),
         }
-
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """No 'Loading weights' bar for models read from disk (download bars stay)."""
-    from ..loading_bars import weight_loading_bars_hidden
-
-    with weight_loading_bars_hidden():
-        yield
 
 
 @contextlib.contextmanager
