@@ -214,3 +214,35 @@ def test_prepares_the_dataset_on_first_use(tmp_path):
     dm.prepare_data()
     dm.setup()
     assert path.exists() and sum(split.n_curves for split in dm.splits.values()) == 30
+
+
+def test_a_batch_reads_only_its_own_curves_from_a_split_of_many_record_batches(tmp_path):
+    """Fetching a batch gathers its rows where they lie: Arrow's ``Table.take`` would first concatenate every chunk
+    of the list columns (on a million-curve dataset, the whole file read and copied for every batch)."""
+    import pyarrow as pa
+    from datasets import load_from_disk
+
+    from benchmarks.memory_flatness import build_dataset
+
+    split = load_from_disk(str(build_dataset(tmp_path / "many", 3000)))["train"]
+    assert split.data.table.column("time").num_chunks >= 3
+    subset = split.filter(lambda n: n % 3 != 0, input_columns="n_obs")  # an indices mapping onto the table
+    dataset = ArrowLightCurves(subset, 64, "random")
+    picked = [len(subset) - 1, 0, len(subset) // 2, 7]
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        batch = dataset.__getitems__([(index, 0) for index in picked])
+    finally:
+        pa.set_memory_pool(previous)
+    # the curves come back in the order asked, through the indices mapping
+    for b, index in enumerate(picked):
+        row = subset[index]
+        values = batch.curves.values[batch.curves.offsets[b]:batch.curves.offsets[b + 1]]
+        np.testing.assert_array_equal(values[:, 0], row["time"])
+        np.testing.assert_array_equal(values[:, 1], np.float32(row["mag"]))
+    assert batch.rows.tolist() == picked
+    # and Arrow allocated a few kilobytes for them, not a copy of the split's observations
+    assert pool.max_memory() < 0.02 * split.data.nbytes, (pool.max_memory(), split.data.nbytes)
+    del batch

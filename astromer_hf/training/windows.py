@@ -1,8 +1,8 @@
 """Torch datasets over prepared light-curve splits, and the vectorised collate that turns curves into windows.
 
 A prepared split (issue B's schema: one row per curve with ``time``, ``mag``, ``mag_err`` lists) stays a
-memory-mapped Arrow table. :class:`ArrowLightCurves` fetches a whole batch of rows in one Arrow ``take`` and hands a
-ragged batch to :class:`WindowCollator`, which cuts the windows, centres them, and draws the masks, all with array
+memory-mapped Arrow table. :class:`ArrowLightCurves` gathers a whole batch of rows at once, reading only those rows'
+pages of the file, and hands a ragged batch to :class:`WindowCollator`, which cuts the windows, centres them, and draws the masks, all with array
 operations over the batch (no Python loop per curve or observation).
 
 Items are ``(index, epoch)`` pairs, produced by :class:`EpochSampler`. What a window looks like depends only on
@@ -95,7 +95,7 @@ class ArrowLightCurves(Dataset):
         return self.__getitems__([item])
 
     def __getitems__(self, items: Sequence[tuple[int, int]]) -> RaggedBatch:
-        """Fetch the curves of a batch of ``(index, epoch)`` items in one Arrow ``take``."""
+        """Fetch the curves of a batch of ``(index, epoch)`` items in one gather (only their rows are read)."""
         keys = np.asarray(items, dtype=np.int64).reshape(-1, 2)
         index, epochs = keys[:, 0], keys[:, 1]
         if self.slices is None:
@@ -109,7 +109,9 @@ class ArrowLightCurves(Dataset):
             rows = self.slices.curve_index[index]
             start, length = self.slices.start[index], self.slices.length[index]
         table_rows = rows if self.table_rows is None else self.table_rows[rows]
-        picked = self.table.table.take(pa.array(table_rows))
+        # `fast_gather` slices each row out of its own record batch. Arrow's `Table.take` would first concatenate
+        # every chunk of the list columns: a copy of the whole split, and every page of its file read, per batch.
+        picked = self.table.fast_gather(table_rows)
         columns = [_flat_values(picked.column(name)) for name in SEQUENCE_COLUMNS]
         offsets = np.concatenate([[0], np.cumsum(_list_lengths(picked.column("time")))]).astype(np.int64)
         labels = pc.fill_null(picked.column("label"), -1).to_numpy(zero_copy_only=False).astype(np.int64)
