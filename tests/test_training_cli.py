@@ -256,33 +256,6 @@ def test_quickstart_trains_logs_to_wandb_offline_and_writes_a_loadable_model(tmp
     assert "Loading weights" not in plotted.stdout + plotted.stderr
 
 
-def test_killed_quickstart_resumed_from_last_matches_an_uninterrupted_run(tmp_path, isolated_env):
-    if not LIGHTNING.exists():
-        pytest.skip("the `lightning` console script is installed by scripts/setup.sh into .venv")
-    slower = ["--data.init_args.prepare.n_curves", "500"]
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    straight.mkdir(), interrupted.mkdir()
-    _lightning(_quickstart(slower), straight, isolated_env)
-
-    last = interrupted / "outputs" / "quickstart" / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen([str(LIGHTNING), *_quickstart(slower)], cwd=interrupted, env=isolated_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
-
-    _lightning(_quickstart([*slower, "--ckpt_path", "last"]), interrupted, isolated_env)
-    finished, resumed = _summary(straight), _summary(interrupted)
-    for key in ("val/rmse", "val/r2", "train/rmse", "epoch"):
-        assert resumed["summary"][key] == finished["summary"][key], key
-    weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors")
-               for d in (straight, interrupted)]
-    for name, value in weights[0].items():
-        assert torch.equal(value, weights[1][name]), name
-
-
 def _tiny_recipe(folder: Path, kill: dict | None = None, every_n_train_steps: int = 10) -> Path:
     """The quickstart recipe as written, with ``last.ckpt`` every ``every_n_train_steps`` steps and, when ``kill`` is
     given, a :class:`kill_switch.KillAt` callback that SIGKILLs the run at that point."""
@@ -366,6 +339,39 @@ def test_a_run_killed_and_resumed_through_the_cli_ends_as_the_uninterrupted_run(
     ours, theirs = _summary(tmp_path)["summary"], _summary(straight)["summary"]
     for key in ("val/rmse", "val/r2", "epoch"):
         assert ours[key] == theirs[key], key
+
+
+def test_a_run_killed_from_outside_at_any_moment_resumes_to_the_uninterrupted_run(
+    uninterrupted_runs, tmp_path, isolated_env
+):
+    """SIGKILL from outside (an OOM killer, a pre-empted job) as soon as the first ``last.ckpt`` appears, whatever the
+    run is doing then, and ``--ckpt_path last`` ends where the uninterrupted run ended."""
+    recipe = _tiny_recipe(tmp_path)
+    args = ["fit", "--config", str(recipe), *TINY_QUICKSTART]
+    if not LIGHTNING.exists():
+        pytest.skip("the `lightning` console script is installed by scripts/setup.sh into .venv")
+    last = tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen([str(LIGHTNING), *args], cwd=tmp_path, env=isolated_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+
+    _tiny_run(recipe, tmp_path, isolated_env, ["--ckpt_path", "last"])
+    straight = uninterrupted_runs["--trainer.max_epochs"]
+    final, reference = _last_checkpoint(tmp_path), _last_checkpoint(straight)
+    assert final["global_step"] == reference["global_step"]
+    for name, value in reference["state_dict"].items():
+        assert torch.equal(final["state_dict"][name], value), name
+    ours, theirs = _summary(tmp_path)["summary"], _summary(straight)["summary"]
+    for key in ("val/rmse", "val/r2", "train/rmse", "epoch"):
+        assert ours[key] == theirs[key], key
+    weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors")
+               for d in (straight, tmp_path)]
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
 
 
 def test_resuming_with_no_last_checkpoint_says_so_and_starts_from_the_beginning(tmp_path, isolated_env):
