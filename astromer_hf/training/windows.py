@@ -1,9 +1,9 @@
 """Torch datasets over prepared light-curve splits, and the vectorised collate that turns curves into windows.
 
 A prepared split (issue B's schema: one row per curve with ``time``, ``mag``, ``mag_err`` lists) stays a
-memory-mapped Arrow table. :class:`ArrowLightCurves` gathers a whole batch of rows at once, reading only those rows'
-pages of the file, and hands a ragged batch to :class:`WindowCollator`, which cuts the windows, centres them, and draws the masks, all with array
-operations over the batch (no Python loop per curve or observation).
+memory-mapped Arrow table. :class:`ArrowLightCurves` gathers a whole batch of rows at once, touching only those rows
+of the file, and hands a ragged batch to :class:`WindowCollator`, which cuts the windows, centres them, and draws the
+masks, all with array operations over the batch (no Python loop per curve or observation).
 
 Items are ``(index, epoch)`` pairs, produced by :class:`EpochSampler`. What a window looks like depends only on
 ``(seed, epoch, index)`` (see :mod:`astromer_hf.training.seeding`), never on the batch or the worker that draws it.
