@@ -279,6 +279,17 @@ def _last_checkpoint(workdir: Path) -> dict:
     return torch.load(workdir / "outputs" / "quickstart" / "checkpoints" / "last.ckpt", weights_only=False)
 
 
+def _assert_ended_as(workdir: Path, straight: Path, summary_keys: tuple[str, ...]) -> None:
+    """The run in ``workdir`` ended at the uninterrupted run's step, weights (bit for bit) and W&B summary values."""
+    final, reference = _last_checkpoint(workdir), _last_checkpoint(straight)
+    assert final["global_step"] == reference["global_step"]
+    for name, value in reference["state_dict"].items():
+        assert torch.equal(final["state_dict"][name], value), name
+    ours, theirs = _summary(workdir)["summary"], _summary(straight)["summary"]
+    for key in summary_keys:
+        assert ours[key] == theirs[key], key
+
+
 def _steps_per_epoch(uninterrupted_runs: dict) -> int:
     return _last_checkpoint(uninterrupted_runs["--trainer.max_epochs"])["global_step"] // 3
 
@@ -331,14 +342,7 @@ def test_a_run_killed_and_resumed_through_the_cli_ends_as_the_uninterrupted_run(
 
     resumed = _tiny_run(_tiny_recipe(tmp_path), tmp_path, isolated_env, [*limit_args, "--ckpt_path", "last"])
     assert "Restored all states" in resumed.stdout + resumed.stderr
-    straight = uninterrupted_runs[limit]
-    final, reference = _last_checkpoint(tmp_path), _last_checkpoint(straight)
-    assert final["global_step"] == reference["global_step"]
-    for name, value in reference["state_dict"].items():
-        assert torch.equal(final["state_dict"][name], value), name
-    ours, theirs = _summary(tmp_path)["summary"], _summary(straight)["summary"]
-    for key in ("val/rmse", "val/r2", "epoch"):
-        assert ours[key] == theirs[key], key
+    _assert_ended_as(tmp_path, uninterrupted_runs[limit], ("val/rmse", "val/r2", "epoch"))
 
 
 def test_a_run_killed_from_outside_at_any_moment_resumes_to_the_uninterrupted_run(
@@ -361,13 +365,7 @@ def test_a_run_killed_from_outside_at_any_moment_resumes_to_the_uninterrupted_ru
 
     _tiny_run(recipe, tmp_path, isolated_env, ["--ckpt_path", "last"])
     straight = uninterrupted_runs["--trainer.max_epochs"]
-    final, reference = _last_checkpoint(tmp_path), _last_checkpoint(straight)
-    assert final["global_step"] == reference["global_step"]
-    for name, value in reference["state_dict"].items():
-        assert torch.equal(final["state_dict"][name], value), name
-    ours, theirs = _summary(tmp_path)["summary"], _summary(straight)["summary"]
-    for key in ("val/rmse", "val/r2", "train/rmse", "epoch"):
-        assert ours[key] == theirs[key], key
+    _assert_ended_as(tmp_path, straight, ("val/rmse", "val/r2", "train/rmse", "epoch"))
     weights = [load_file(d / "outputs" / "quickstart" / "pretrained" / "best" / "model.safetensors")
                for d in (straight, tmp_path)]
     for name, value in weights[0].items():
