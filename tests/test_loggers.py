@@ -202,6 +202,18 @@ def test_wandb_mode_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, value:
     assert resolve_wandb_mode("auto") == (expected, f"WANDB_MODE={value}")
 
 
+@pytest.mark.parametrize("mode", ["auto", "offline"])
+def test_an_empty_wandb_mode_variable_is_named_before_wandb_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                   mode: str) -> None:
+    monkeypatch.setenv("WANDB_MODE", "")  # `export WANDB_MODE=`: wandb.init would fail on it in any mode
+    logger = AstromerWandbLogger(save_dir=tmp_path, mode=mode)
+    with pytest.raises(ValueError, match=r"WANDB_MODE is set but empty.*unset WANDB_MODE"):
+        logger.experiment
+    with pytest.raises(ValueError, match="WANDB_MODE is set but empty"):
+        resolve_wandb_mode(mode)
+    assert not list(tmp_path.rglob("*.wandb"))  # no run was started
+
+
 def test_online_without_credentials_fails_early(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="WANDB_API_KEY"):
         AstromerWandbLogger(save_dir=tmp_path, mode="online")

@@ -34,6 +34,16 @@ _WANDB_MODES = {"online": "online", "run": "online", "shared": "online", "offlin
                 "disabled": "disabled"}  # what WANDB_MODE may say
 
 
+def wandb_mode_variable() -> str:
+    """``WANDB_MODE`` stripped and lower-cased (``""`` when unset); ``ValueError`` when it is set but empty, which
+    ``wandb.init`` rejects whatever mode it is given (it validates the variable itself)."""
+    value = os.environ.get("WANDB_MODE")
+    if value is not None and not value.strip():
+        raise ValueError(f"WANDB_MODE is set but empty, which W&B rejects in any mode; unset it (`unset WANDB_MODE`) "
+                         f"or set it to one of {sorted(_WANDB_MODES)}")
+    return (value or "").strip().lower()
+
+
 def resolve_wandb_mode(mode: str = "auto", online_timeout: float = 3.0) -> tuple[str, str]:
     """``(mode, reason)``: how a W&B run should start (``"online"``, ``"offline"`` or ``"disabled"``), decided
     without ``wandb.init``. An explicit ``mode`` wins, then ``WANDB_MODE``; ``"auto"`` is online only when credentials
@@ -44,7 +54,7 @@ def resolve_wandb_mode(mode: str = "auto", online_timeout: float = 3.0) -> tuple
 
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    source, env_mode = f"mode={mode!r}", os.environ.get("WANDB_MODE", "").strip().lower()
+    source, env_mode = f"mode={mode!r}", wandb_mode_variable()
     if mode == "auto" and env_mode:
         if env_mode not in _WANDB_MODES:
             raise ValueError(f"WANDB_MODE={env_mode!r} is not a W&B mode; use one of {sorted(_WANDB_MODES)}")
