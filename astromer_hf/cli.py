@@ -402,6 +402,33 @@ def debug_requested(argv: list[str]) -> bool:
 EXPECTED_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError)
 
 
+#: How jsonargparse's messages for a value of the wrong shape begin: in a Union error, the member errors that are
+#: not about what the user meant.
+_SHAPE_ERRORS = ("Not a valid subclass", "Expected a ", "Expected an ", "Does not validate against", "Import path ",
+                 "Problem with given class_path")
+
+
+def _union_member_error(text: str) -> str | None:
+    """The error a class of a recipe raised itself, from the text of jsonargparse's Union error.
+
+    A Union field (``trainer.logger``: a logger, a list of loggers, a bool or None) tries each member type and keeps
+    only the first one's error as the cause; the others, among them the ``ValueError`` a logger's constructor raised
+    (``mode: online`` without credentials), survive only in the message's ``Errors:`` list, one ``  - `` item per
+    member. Returns the first item that is not about the value's shape, or None."""
+    if "Does not validate against any of the Union subtypes" not in text or "\nErrors:\n" not in text:
+        return None
+    body = text.split("\nErrors:\n", 1)[1].split("\nGiven value type:", 1)[0]
+    items, current = [], None
+    for line in body.splitlines():
+        if line.startswith("  - "):
+            current = [line[4:]]
+            items.append(current)
+        elif current is not None:
+            current.append(line.strip())
+    found = [" ".join(item).strip() for item in items if not item[0].startswith(_SHAPE_ERRORS)]
+    return found[0] if found else None
+
+
 def error_message(error: BaseException) -> str:
     """One readable line (or paragraph) for an error, without the traceback.
 
@@ -411,6 +438,9 @@ def error_message(error: BaseException) -> str:
     while error.__cause__ is not None and type(error).__module__.startswith("jsonargparse") or (
         error.__cause__ is not None and "Does not validate against any of the Union subtypes" in str(error)
     ):
+        member = _union_member_error(str(error))
+        if member is not None:
+            return member
         error = error.__cause__
     text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
     text = text.strip() or type(error).__name__

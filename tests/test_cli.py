@@ -79,6 +79,26 @@ def test_an_unknown_model_name_in_a_recipe_fails_at_once_with_the_known_names(tm
     assert not (tmp_path / "data").exists()  # nothing was prepared for a run that cannot start
 
 
+def test_a_recipe_logging_online_without_credentials_fails_at_once_with_what_to_do(tmp_path):
+    """``mode: online`` for the W&B logger raises in the logger's constructor; jsonargparse reports a list of loggers
+    that fails to build as a Union error whose cause is another member's ("Not a valid subclass of Logger"): the
+    logger's own message must be the one printed, before any data are prepared."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text())
+    recipe["trainer"]["logger"][0]["init_args"]["mode"] = "online"
+    (tmp_path / "online.yaml").write_text(yaml.safe_dump(recipe))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_"))}
+    env.update(HOME=str(tmp_path))  # no ~/.netrc: no W&B credentials
+    result = _run([str(LIGHTNING), "fit", "--config", "online.yaml"], tmp_path, env)
+    assert result.returncode == 1
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert error and error[0].startswith("lightning fit: error: W&B online mode (mode='online') needs credentials")
+    assert "WANDB_API_KEY" in error[0]
+    assert "Union" not in result.stderr and "Not a valid subclass" not in result.stderr
+    assert not (tmp_path / "data").exists()  # failed before the recipe prepared its data
+
+
 def test_a_missing_model_folder_in_a_recipe_is_named(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_"))}
     env.update(HF_ENDPOINT="http://127.0.0.1:9", HOME=str(tmp_path), WANDB_MODE="offline")
