@@ -203,13 +203,16 @@ def test_wandb_mode_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, value:
 
 
 @pytest.mark.parametrize("mode", ["auto", "offline"])
-def test_an_empty_wandb_mode_variable_is_named_before_wandb_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                                   mode: str) -> None:
-    monkeypatch.setenv("WANDB_MODE", "")  # `export WANDB_MODE=`: wandb.init would fail on it in any mode
+@pytest.mark.parametrize(("value", "message"), [("", r"WANDB_MODE is set but empty.*unset WANDB_MODE"),
+                                                ("sometimes", r"WANDB_MODE='sometimes' is not a W&B mode")])
+def test_a_wandb_mode_variable_wandb_rejects_is_named_before_wandb_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", value)  # wandb.init would fail on it in any mode, with pydantic's message
     logger = AstromerWandbLogger(save_dir=tmp_path, mode=mode)
-    with pytest.raises(ValueError, match=r"WANDB_MODE is set but empty.*unset WANDB_MODE"):
+    with pytest.raises(ValueError, match=message):
         logger.experiment
-    with pytest.raises(ValueError, match="WANDB_MODE is set but empty"):
+    with pytest.raises(ValueError, match=message):
         resolve_wandb_mode(mode)
     assert not list(tmp_path.rglob("*.wandb"))  # no run was started
 

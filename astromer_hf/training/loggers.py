@@ -35,13 +35,17 @@ _WANDB_MODES = {"online": "online", "run": "online", "shared": "online", "offlin
 
 
 def wandb_mode_variable() -> str:
-    """``WANDB_MODE`` stripped and lower-cased (``""`` when unset); ``ValueError`` when it is set but empty, which
-    ``wandb.init`` rejects whatever mode it is given (it validates the variable itself)."""
+    """``WANDB_MODE`` stripped and lower-cased (``""`` when unset). ``ValueError`` when it is set but empty or is no
+    W&B mode: ``wandb.init`` validates the variable itself and rejects it whatever mode it is given."""
     value = os.environ.get("WANDB_MODE")
-    if value is not None and not value.strip():
+    if value is None:
+        return ""
+    if not value.strip():
         raise ValueError(f"WANDB_MODE is set but empty, which W&B rejects in any mode; unset it (`unset WANDB_MODE`) "
                          f"or set it to one of {sorted(_WANDB_MODES)}")
-    return (value or "").strip().lower()
+    if value.strip().lower() not in _WANDB_MODES:
+        raise ValueError(f"WANDB_MODE={value.strip().lower()!r} is not a W&B mode; use one of {sorted(_WANDB_MODES)}")
+    return value.strip().lower()
 
 
 def resolve_wandb_mode(mode: str = "auto", online_timeout: float = 3.0) -> tuple[str, str]:
@@ -56,8 +60,6 @@ def resolve_wandb_mode(mode: str = "auto", online_timeout: float = 3.0) -> tuple
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     source, env_mode = f"mode={mode!r}", wandb_mode_variable()
     if mode == "auto" and env_mode:
-        if env_mode not in _WANDB_MODES:
-            raise ValueError(f"WANDB_MODE={env_mode!r} is not a W&B mode; use one of {sorted(_WANDB_MODES)}")
         mode, source = _WANDB_MODES[env_mode], f"WANDB_MODE={env_mode}"
     if mode in ("offline", "disabled"):
         return mode, source
