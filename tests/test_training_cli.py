@@ -270,9 +270,13 @@ def _tiny_recipe(folder: Path, kill: dict | None = None, every_n_train_steps: in
     return path
 
 
+def _tiny_args(recipe: Path, extra=()) -> list[str]:
+    return ["fit", "--config", str(recipe), *TINY_QUICKSTART, *extra]
+
+
 def _tiny_run(recipe: Path, workdir: Path, env: dict, extra=(), check=True) -> subprocess.CompletedProcess:
     env = {**env, "PYTHONPATH": str(Path(__file__).parent)}
-    return _lightning(["fit", "--config", str(recipe), *TINY_QUICKSTART, *extra], workdir, env, check=check)
+    return _lightning(_tiny_args(recipe, extra), workdir, env, check=check)
 
 
 def _last_checkpoint(workdir: Path) -> dict:
@@ -350,12 +354,11 @@ def test_a_run_killed_from_outside_at_any_moment_resumes_to_the_uninterrupted_ru
 ):
     """SIGKILL from outside (an OOM killer, a pre-empted job) as soon as the first ``last.ckpt`` appears, whatever the
     run is doing then, and ``--ckpt_path last`` ends where the uninterrupted run ended."""
-    recipe = _tiny_recipe(tmp_path)
-    args = ["fit", "--config", str(recipe), *TINY_QUICKSTART]
     if not LIGHTNING.exists():
         pytest.skip("the `lightning` console script is installed by scripts/setup.sh into .venv")
+    recipe = _tiny_recipe(tmp_path)
     last = tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen([str(LIGHTNING), *args], cwd=tmp_path, env=isolated_env,
+    process = subprocess.Popen([str(LIGHTNING), *_tiny_args(recipe)], cwd=tmp_path, env=isolated_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
