@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.mapped_files import MappedPageBudget
 from .lightcurves import (
     ID_ALIASES,
     CleaningReport,
@@ -868,8 +869,12 @@ class _DatasetSpec:
 def _dataset_chunks(dataset: Any, spec: _DatasetSpec, chunk_size: int) -> Iterator[_Chunk]:
     """``chunk_size`` rows at a time, read from the memory-mapped Arrow table (so memory stays flat)."""
     arrow = dataset.select_columns(spec.columns).with_format("arrow")
+    # Pages read stay mapped into the process: unmap them as they pile up, or a survey's whole file ends up resident.
+    page_budget = MappedPageBudget(entry["filename"] for entry in getattr(dataset, "cache_files", ()))
     for start in range(0, len(dataset), chunk_size):
-        yield _chunk_from_arrow(arrow[start:start + chunk_size], spec, start)
+        chunk = _chunk_from_arrow(arrow[start:start + chunk_size], spec, start)  # copies the values out of the map
+        page_budget.check()
+        yield chunk
 
 
 def _chunk_from_arrow(table: Any, spec: _DatasetSpec, start: int) -> _Chunk:

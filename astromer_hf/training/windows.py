@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..data.mapped_files import MappedPageBudget
 from ..lightcurves import CENTERING_MODES, RaggedCurves, WindowSlices, center_windows, window_slices
 from ..masking import mask_windows
 from .seeding import STREAM_MASK, STREAM_WINDOW_START, counter_uniform
@@ -70,6 +71,8 @@ class ArrowLightCurves(Dataset):
             raise ValueError(f"repeat must be a positive integer, got {repeat}")
         # A `datasets` table: memory-mapped, and pickled by file path (not by content) for spawned workers.
         self.table = split.data.select([*SEQUENCE_COLUMNS, "label"])
+        # Reads at random map pages of the files into this process far faster than it lets them go: bound them.
+        self.page_budget = MappedPageBudget(entry["filename"] for entry in split.cache_files)
         # A filtered or selected split (bands, labelled curves, few-shot) keeps an indices mapping onto the table:
         # translate rows through it rather than copying the selected curves.
         mapping = split._indices
@@ -116,6 +119,7 @@ class ArrowLightCurves(Dataset):
         offsets = np.concatenate([[0], np.cumsum(_list_lengths(picked.column("time")))]).astype(np.int64)
         labels = pc.fill_null(picked.column("label"), -1).to_numpy(zero_copy_only=False).astype(np.int64)
         curves = RaggedCurves(np.stack(columns, axis=1), offsets)
+        self.page_budget.check()
         slices = WindowSlices(np.arange(len(rows), dtype=np.int64), start, length)
         return RaggedBatch(curves, slices, index, epochs, rows.astype(np.int64), labels)
 
