@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -294,6 +295,12 @@ def _assert_ended_as(workdir: Path, straight: Path, summary_keys: tuple[str, ...
         assert ours[key] == theirs[key], key
 
 
+def _finished(stdout: str) -> tuple[int, int]:
+    """Epochs and steps of the summary line a fit ends with ("Finished after 3 epoch(s), 48 steps in 12 s")."""
+    (match,) = re.findall(r"Finished after (\d+) epoch\(s\), (\d+) steps", stdout)
+    return int(match[0]), int(match[1])
+
+
 def _steps_per_epoch(uninterrupted_runs: dict) -> int:
     return _last_checkpoint(uninterrupted_runs["--trainer.max_epochs"])["global_step"] // 3
 
@@ -307,7 +314,8 @@ def uninterrupted_runs(tmp_path_factory):
         workdir = tmp_path_factory.mktemp("straight")
         (workdir / "home").mkdir()
         run_env = {**env, "HOME": str(workdir / "home"), "NETRC": str(workdir / "home" / "netrc")}
-        _tiny_run(_tiny_recipe(workdir), workdir, run_env, limit)
+        result = _tiny_run(_tiny_recipe(workdir), workdir, run_env, limit)
+        (workdir / "stdout.txt").write_text(result.stdout)
         runs[limit[0]] = workdir
     return runs
 
@@ -347,6 +355,10 @@ def test_a_run_killed_and_resumed_through_the_cli_ends_as_the_uninterrupted_run(
     resumed = _tiny_run(_tiny_recipe(tmp_path), tmp_path, isolated_env, [*limit_args, "--ckpt_path", "last"])
     assert "Restored all states" in resumed.stdout + resumed.stderr
     _assert_ended_as(tmp_path, uninterrupted_runs[limit], ("val/rmse", "val/r2", "epoch"))
+    # the closing summary counts the epochs and steps of the whole run, the resumed epoch once
+    straight_stdout = (uninterrupted_runs[limit] / "stdout.txt").read_text()
+    steps = 40 if limit == "--trainer.max_steps" else 3 * _steps_per_epoch(uninterrupted_runs)
+    assert _finished(resumed.stdout) == _finished(straight_stdout) == (3, steps)  # 40 steps: 2 epochs and a part
 
 
 def test_a_run_killed_from_outside_at_any_moment_resumes_to_the_uninterrupted_run(
