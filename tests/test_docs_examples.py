@@ -179,6 +179,9 @@ COMMANDS: dict[str, Rule] = {
     # docs/tutorials/embed_and_classify.md
     "astromer evaluate --config recipes/eval_synthetic_quick.yaml": not_run(
         "about half an hour on a CPU; tests/test_evaluation.py runs the protocol at small size"),
+    "astromer evaluate --config recipes/eval_synthetic_released.yaml": not_run(
+        "3 minutes on a CPU and the released weights; tests/test_evaluation.py runs the protocol at small size and "
+        "checks that this recipe shares the quick recipe's data, folds and settings"),
     "astromer evaluate --help": elsewhere("tests/test_docs_examples.py::test_every_documented_command_parses"),
     # docs/model_usage.md
     "astromer embed data/macho --split test --model astromer-base --out test.parquet": elsewhere(

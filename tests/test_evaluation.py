@@ -372,6 +372,19 @@ def test_the_quick_recipe_is_the_full_one_at_spc_100():
     assert differing == {"spc", "methods", "output", "wandb"}
 
 
+def test_the_released_weights_recipe_evaluates_on_the_quick_recipes_folds():
+    """eval_synthetic_released.yaml scores the released Astromer 1 on the data, folds and feature settings of
+    eval_synthetic_quick.yaml, so its features_rf row and its Astromer rows compare with the quick run's."""
+    quick = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic_quick.yaml")])
+    released = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic_released.yaml")])
+    assert released.models == {"astromer-1": "astromer-1-macho"} and released.model_recipes == {}
+    assert released.methods == ["features_rf", "random_linear_probe", "linear_probe", "hybrid_rf"]
+    shared = ("data", "prepare", "bands", "spc", "folds", "n_test", "validation_fraction", "split_seed", "seed",
+              "embedding_pooling", "embedding_batch_size", "features", "forest", "probe")
+    assert {name: getattr(released, name) for name in shared} == {name: getattr(quick, name) for name in shared}
+    assert released.output != quick.output
+
+
 def test_curve_logits_weigh_windows_by_observations():
     from astromer_hf.evaluation.training import curve_logits
 
