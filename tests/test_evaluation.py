@@ -293,6 +293,7 @@ def test_results_logged_to_wandb(evaluation):
         ({"prepare": {"config": "macho"}}, r"prepare needs a 'survey' key"),
         ({"device": "gpu"}, r"device must be 'auto', 'cpu', 'cuda'"),
         ({"validation_fraction": 0}, r"validation_fraction must be in \(0, 1\]"),
+        ({"end_to_end": {"encoder_lr": 0}}, r"end_to_end.encoder_lr must be a positive number, got 0"),
     ],
 )
 def test_bad_configurations_are_refused(overrides, message, tmp_path):
@@ -383,6 +384,37 @@ def test_the_released_weights_recipe_evaluates_on_the_quick_recipes_folds():
               "embedding_pooling", "embedding_batch_size", "features", "forest", "probe")
     assert {name: getattr(released, name) for name in shared} == {name: getattr(quick, name) for name in shared}
     assert released.output != quick.output
+
+
+@pytest.mark.parametrize("encoder_lr", [None, 1e-3])
+def test_end_to_end_trains_the_encoder_at_its_own_learning_rate(encoder_lr):
+    """``end_to_end.encoder_lr`` sets the Adam rate of the encoder's parameters, the head keeping ``lr``; without it
+    both train at ``lr``."""
+    from astromer_hf import AstromerForLightCurveClassification
+    from astromer_hf.evaluation.config import EndToEndSettings
+    from astromer_hf.evaluation.training import fit_window_classifier
+
+    torch.manual_seed(0)
+    config = AstromerConfig.from_preset("astromer-2", hidden_size=16, num_attention_heads=2, intermediate_size=16,
+                                        num_hidden_layers=1, window_size=12, num_labels=3,
+                                        classifier_hidden_sizes=[8], hidden_dropout_prob=0.0)
+    model = AstromerForLightCurveClassification(config)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    inputs = {"magnitudes": torch.randn(24, 12), "times": torch.cumsum(torch.rand(24, 12), 1),
+              "attention_mask": torch.ones(24, 12, dtype=torch.long)}
+    labels = torch.arange(24) % 3
+
+    def logits(rows, training):
+        return model(**{key: value[rows] for key, value in inputs.items()}).logits
+
+    settings = EndToEndSettings(lr=1e-2, encoder_lr=encoder_lr, epochs=1, batch_size=24, patience=1)
+    fit_window_classifier(model, logits, labels, logits, labels, settings, seed=0)
+    # one Adam step moves every parameter with a gradient by about its learning rate
+    steps = {name: (p.detach() - before[name]).abs().max().item() for name, p in model.named_parameters()}
+    encoder = max(step for name, step in steps.items() if name.startswith("astromer."))
+    head = max(step for name, step in steps.items() if not name.startswith("astromer."))
+    assert head == pytest.approx(1e-2, rel=0.05)
+    assert encoder == pytest.approx(encoder_lr or 1e-2, rel=0.05)
 
 
 def test_curve_logits_weigh_windows_by_observations():

@@ -112,12 +112,25 @@ class FineTuningSettings(TrainingSettings):
 
 @dataclass
 class EndToEndSettings(HeadSettings):
-    """``end_to_end``: the encoder trains with the head, at a lower learning rate than a head alone."""
+    """``end_to_end``: the encoder trains with the head, at a lower learning rate than a head alone.
+
+    Args:
+        encoder_lr: Adam learning rate of the encoder's parameters (the head's is ``lr``); None trains both at
+            ``lr``. A lower rate for the pretrained encoder than for the new head keeps fine-tuning from erasing
+            what pretraining learnt (discriminative learning rates, Howard & Ruder 2018, "Universal Language Model
+            Fine-tuning for Text Classification", ACL).
+    """
 
     lr: float = 3e-4
     epochs: int = 10
     batch_size: int = 32
     patience: int = 3
+    encoder_lr: float | None = None
+
+    def check(self, section: str) -> None:
+        super().check(section)
+        if self.encoder_lr is not None:
+            _positive_number(self.encoder_lr, f"{section}.encoder_lr")
 
 
 @dataclass

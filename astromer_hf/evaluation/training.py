@@ -49,7 +49,8 @@ def fit_window_classifier(
     eval_batch_size: int = 1024,
 ) -> FitHistory:
     """Train the trainable parameters of ``module`` (with early stopping); returns the history, ``module`` holding
-    the weights of the best validation epoch.
+    the weights of the best validation epoch. Adam at ``settings.lr``; with a ``settings.encoder_lr``
+    (:class:`~astromer_hf.evaluation.config.EndToEndSettings`), the encoder's parameters (``astromer.*``) at that rate.
 
     ``train_logits(rows, True)`` runs the model in training mode on training windows ``rows`` (a LongTensor of
     indices); ``val_logits(rows, False)`` in eval mode on validation windows. Labels are int64 class indices on the
@@ -61,7 +62,14 @@ def fit_window_classifier(
     if len(train_labels) == 0 or len(val_labels) == 0:
         raise ValueError(f"training needs windows to train and to validate on, got {len(train_labels)} training and "
                          f"{len(val_labels)} validation windows")
-    optimizer = torch.optim.Adam(parameters, lr=settings.lr)
+    encoder_lr = getattr(settings, "encoder_lr", None)
+    if encoder_lr is None:
+        optimizer = torch.optim.Adam(parameters, lr=settings.lr)
+    else:  # the encoder's parameters (named "astromer.*" in a classifier) at their own rate
+        named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+        encoder = [p for name, p in named if name.startswith("astromer.")]
+        head = [p for name, p in named if not name.startswith("astromer.")]
+        optimizer = torch.optim.Adam([{"params": encoder, "lr": encoder_lr}, {"params": head, "lr": settings.lr}])
     generator = torch.Generator().manual_seed(seed)
     history, best_state, best_loss, waited = FitHistory(), None, float("inf"), 0
     started = time.perf_counter()
