@@ -59,6 +59,11 @@ class AstromerConfig(PreTrainedConfig):
             and every layer output (Astromer 2's ``skip_avg_mlp``).
         classifier_hidden_sizes (`list[int]`, defaults to `[1024, 512, 256]`):
             Hidden widths of the classification MLP (ReLU), followed by LayerNorm and the output layer.
+        classifier_standardize (`bool`, defaults to `False`):
+            Whether the classifier standardises each channel of the pooled embedding before its MLP: a
+            ``BatchNorm1d`` without learnt scale or shift, batch statistics in training and the running statistics
+            (saved with the model) at inference. Pooled embeddings of a pretrained encoder share a large common part
+            and differ little across curves; standardised, a freshly initialised head sees their differences.
         freeze_encoder (`bool`, defaults to `False`):
             Whether the classifier keeps the encoder frozen (the Astromer 2 protocol) or trains it too.
         initializer_range (`float`, *optional*):
@@ -86,6 +91,7 @@ class AstromerConfig(PreTrainedConfig):
     loss_weighting: Literal["none", "inverse_error"] = "none"
     classifier_pooling: Literal["mean", "max", "skip"] = "skip"
     classifier_hidden_sizes: list[int] | tuple[int, ...] = (1024, 512, 256)
+    classifier_standardize: bool = False
     freeze_encoder: bool = False
     initializer_range: float | None = None
 

@@ -653,6 +653,10 @@ class AstromerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+        elif isinstance(module, AstromerPooledStandardizer):
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
         elif isinstance(module, AstromerEmbeddings) and module.mask_token is not None:
             init.zeros_(module.mask_token)
         elif isinstance(module, AstromerForLightCurveClassification) and module.layer_weights is not None:
@@ -973,6 +977,21 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
         )
 
 
+class AstromerPooledStandardizer(nn.BatchNorm1d):
+    """Per-channel standardisation of pooled embeddings `(N, D)` (``config.classifier_standardize``): a
+    ``BatchNorm1d`` without learnt scale or shift. In training it uses the batch's statistics and updates the running
+    ones, except for a batch of one row (a one-curve batch), which has no spread and is standardised with the running
+    statistics instead of failing; at inference it uses the running statistics."""
+
+    def __init__(self, config: AstromerConfig):
+        super().__init__(config.hidden_size, eps=config.layer_norm_eps, affine=False)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        if self.training and pooled.shape[0] == 1:
+            return nn.functional.batch_norm(pooled, self.running_mean, self.running_var, training=False, eps=self.eps)
+        return super().forward(pooled)
+
+
 class AstromerForLightCurveClassification(AstromerPreTrainedModel):
     """Astromer with a classification (or regression) head on pooled window embeddings (Astromer 2's ``skip_avg_mlp``).
 
@@ -980,7 +999,8 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
     ``"skip"``: with ``z_l`` the masked mean of the input embedding (``l = 0``) and of every block output, and a
     trainable ``gamma`` of size ``L + 1`` initialised to ``1 / (L + 1)``, ``z = mean_l(softmax(gamma)_l * z_l)``.
     The head is ``Linear -> ReLU`` for each of ``config.classifier_hidden_sizes`` (1024, 512, 256), then
-    ``LayerNorm`` and ``Linear(-> num_labels)``. With ``config.freeze_encoder`` the encoder is not trained.
+    ``LayerNorm`` and ``Linear(-> num_labels)``; with ``config.classifier_standardize`` it starts with an
+    :class:`AstromerPooledStandardizer`. With ``config.freeze_encoder`` the encoder is not trained.
 
     The loss follows ``config.problem_type`` as in transformers' sequence-classification heads: ``"regression"``
     (mean squared error; inferred when ``num_labels == 1``), ``"single_label_classification"`` (cross-entropy on
@@ -1000,7 +1020,7 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         self.layer_weights = (
             nn.Parameter(torch.empty(config.num_hidden_layers + 1)) if config.classifier_pooling == "skip" else None
         )
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [AstromerPooledStandardizer(config)] if config.classifier_standardize else []
         width = config.hidden_size
         for size in config.classifier_hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU()]

@@ -294,6 +294,7 @@ def test_results_logged_to_wandb(evaluation):
         ({"device": "gpu"}, r"device must be 'auto', 'cpu', 'cuda'"),
         ({"validation_fraction": 0}, r"validation_fraction must be in \(0, 1\]"),
         ({"end_to_end": {"encoder_lr": 0}}, r"end_to_end.encoder_lr must be a positive number, got 0"),
+        ({"head": {"standardize": "yes"}}, r"head.standardize must be true or false, got 'yes'"),
     ],
 )
 def test_bad_configurations_are_refused(overrides, message, tmp_path):
@@ -415,6 +416,29 @@ def test_end_to_end_trains_the_encoder_at_its_own_learning_rate(encoder_lr):
     head = max(step for name, step in steps.items() if not name.startswith("astromer."))
     assert head == pytest.approx(1e-2, rel=0.05)
     assert encoder == pytest.approx(encoder_lr or 1e-2, rel=0.05)
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_head_settings_build_the_classifier_they_describe(standardize, tmp_path):
+    """``head`` / ``end_to_end`` settings become the classifier's configuration: pooling, MLP widths and the
+    standardised input, with the evaluated encoder's weights."""
+    from astromer_hf import AstromerForMaskedReconstruction
+    from astromer_hf.evaluation.astromer_methods import AstromerUnderTest
+    from astromer_hf.evaluation.config import HeadSettings
+
+    torch.manual_seed(0)
+    AstromerForMaskedReconstruction(AstromerConfig(hidden_size=16, num_attention_heads=2, intermediate_size=16,
+                                                   num_hidden_layers=1, window_size=12)).save_pretrained(tmp_path)
+    under_test = AstromerUnderTest("m", str(tmp_path), torch.device("cpu"))
+    head = HeadSettings(pooling="mean", hidden_sizes=[8, 4], standardize=standardize)
+    classifier = under_test.classifier(["a", "b", "c"], head, freeze=True, seed=0)
+    layers = [type(layer).__name__ for layer in classifier.classifier]
+    assert layers == ["AstromerPooledStandardizer"] * standardize + ["Linear", "ReLU", "Linear", "ReLU", "LayerNorm",
+                                                                     "Linear"]
+    assert classifier.config.classifier_pooling == "mean" and classifier.config.id2label[2] == "c"
+    assert classifier.config.freeze_encoder
+    for name, value in under_test.encoder.state_dict().items():
+        assert torch.equal(classifier.astromer.state_dict()[name], value), name
 
 
 def test_curve_logits_weigh_windows_by_observations():

@@ -373,3 +373,64 @@ def test_curve_index_pools_all_the_windows_of_a_curve_into_one_prediction(poolin
     torch.testing.assert_close(per_curve.pooled_output, torch.stack(expected), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="curve_index"):
         model(**batch, curve_index=torch.tensor([0, 1]))
+
+
+# -- standardised classifier input -----------------------------------------------------------------------------------
+
+
+@styles
+def test_a_standardizing_classifier_learns_its_statistics_and_keeps_them_through_save_and_load(style, tmp_path):
+    """``classifier_standardize``: in training the pooled embedding is standardised with the batch's statistics and the
+    running ones follow; at inference (and after save/load) the head sees ``(pooled - running_mean) / running_std``."""
+    torch.manual_seed(0)
+    model = AstromerForLightCurveClassification(tiny(style, classifier_standardize=True))
+    norm = model.classifier[0]
+    assert type(norm).__name__ == "AstromerPooledStandardizer" and not list(norm.parameters())
+    model.train()
+    for seed in range(3):
+        pooled = model(**inputs(seed)).pooled_output
+    assert norm.num_batches_tracked.item() == 3 and not torch.equal(norm.running_mean, torch.zeros(16))
+    batch_standardised = (pooled - pooled.mean(0)) / torch.sqrt(pooled.var(0, unbiased=False) + norm.eps)
+    torch.testing.assert_close(model.classifier[1:](batch_standardised), model(**inputs(2)).logits)
+
+    model.eval()
+    with torch.no_grad():
+        output = model(**inputs(5))
+    expected = model.classifier[1:]((output.pooled_output - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps))
+    torch.testing.assert_close(output.logits, expected)
+
+    model.save_pretrained(tmp_path)
+    loaded = AstromerForLightCurveClassification.from_pretrained(tmp_path)
+    assert loaded.config.classifier_standardize
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(loaded.classifier[0], name), getattr(norm, name)), name
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs(5)).logits, output.logits)
+
+
+def test_a_standardizing_head_on_a_pretrained_encoder_starts_from_identity_statistics(tmp_path):
+    """A classifier built from a pretraining checkpoint gets fresh statistics (mean 0, variance 1, no batches seen),
+    not uninitialised memory, whatever the loading path."""
+    AstromerForMaskedReconstruction(tiny("astromer1")).save_pretrained(tmp_path)
+    model, info = AstromerForLightCurveClassification.from_pretrained(tmp_path, classifier_standardize=True,
+                                                                      output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["mismatched_keys"]
+    norm = model.classifier[0]
+    assert torch.equal(norm.running_mean, torch.zeros(16)) and torch.equal(norm.running_var, torch.ones(16))
+    assert norm.num_batches_tracked.item() == 0
+
+
+def test_a_one_curve_training_batch_is_standardised_with_the_running_statistics():
+    """A batch that pools to one curve has no spread: it is standardised with the running statistics and leaves them
+    as they were, where a plain BatchNorm would fail ("Expected more than 1 value per channel")."""
+    torch.manual_seed(0)
+    model = AstromerForLightCurveClassification(tiny("astromer2", classifier_standardize=True)).train()
+    model(**inputs(0))
+    norm = model.classifier[0]
+    before = (norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone())
+    output = model(**inputs(1), curve_index=torch.zeros(BATCH, dtype=torch.long), labels=torch.tensor([3]))
+    output.loss.backward()
+    assert output.logits.shape == (1, 4) and torch.isfinite(output.logits).all()
+    assert all(torch.equal(a, b) for a, b in zip(before, (norm.running_mean, norm.running_var, norm.num_batches_tracked)))
+    expected = model.classifier[1:]((output.pooled_output - before[0]) / torch.sqrt(before[1] + norm.eps))
+    torch.testing.assert_close(output.logits, expected)

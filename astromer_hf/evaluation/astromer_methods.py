@@ -107,6 +107,7 @@ class AstromerUnderTest:
             "label2id": {name: index for index, name in enumerate(class_names)},
             "classifier_pooling": head.pooling,
             "classifier_hidden_sizes": list(head.hidden_sizes),
+            "classifier_standardize": head.standardize,
             "freeze_encoder": freeze,
             "architectures": ["AstromerForLightCurveClassification"],
         }

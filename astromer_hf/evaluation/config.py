@@ -82,10 +82,14 @@ class HeadSettings(TrainingSettings):
         pooling: ``"skip"`` (γ-weighted mean over the input embedding and every block), ``"mean"`` or ``"max"``
             (over the last block).
         hidden_sizes: widths of the ReLU layers of the MLP.
+        standardize: standardise each channel of the pooled embedding at the head's input (the classifier's
+            ``classifier_standardize``: batch statistics in training, running statistics at inference), as the
+            linear probe standardises its features.
     """
 
     pooling: Literal["skip", "mean", "max"] = "skip"
     hidden_sizes: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    standardize: bool = False
     epochs: int = 300
     batch_size: int = 64
     patience: int = 30
@@ -96,6 +100,8 @@ class HeadSettings(TrainingSettings):
                  f"{section}.pooling must be 'skip', 'mean' or 'max', got {self.pooling!r}")
         _require(isinstance(self.hidden_sizes, list) and all(isinstance(s, int) and s >= 1 for s in self.hidden_sizes),
                  f"{section}.hidden_sizes must be a list of positive integers, got {self.hidden_sizes!r}")
+        _require(isinstance(self.standardize, bool), f"{section}.standardize must be true or false, got "
+                 f"{self.standardize!r}")
 
 
 @dataclass
