@@ -7,6 +7,7 @@ skipped, with the reason printed, on machines where that folder is absent.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,20 @@ from fault_server import archive  # noqa: F401  (fixture: a faulty HTTP archive 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 REFERENCE_DIR = SHARED_DIR / "reference" / "astromer1-macho"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``, set in pyproject.toml), the workers share the cores: each worker's torch, and the
+    processes its tests start (``OMP_NUM_THREADS`` is inherited), takes its share instead of every core, which would
+    oversubscribe the machine (a 25 s training test took 111 s with two 2-thread workers on 2 cores)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = str(max(1, cores // workers))
+        os.environ["OMP_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
 
 
 @pytest.fixture(scope="session")
