@@ -999,8 +999,10 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
     ``"skip"``: with ``z_l`` the masked mean of the input embedding (``l = 0``) and of every block output, and a
     trainable ``gamma`` of size ``L + 1`` initialised to ``1 / (L + 1)``, ``z = mean_l(softmax(gamma)_l * z_l)``.
     The head is ``Linear -> ReLU`` for each of ``config.classifier_hidden_sizes`` (1024, 512, 256), then
-    ``LayerNorm`` and ``Linear(-> num_labels)``; with ``config.classifier_standardize`` it starts with an
-    :class:`AstromerPooledStandardizer`. With ``config.freeze_encoder`` the encoder is not trained.
+    ``LayerNorm`` and ``Linear(-> num_labels)`` (``classifier``), with, when ``config.classifier_standardize``, an
+    :class:`AstromerPooledStandardizer` before it (``pooled_norm``, a module of its own so that the MLP's weight
+    names do not depend on the setting); :meth:`classify` applies both. With ``config.freeze_encoder`` the encoder
+    is not trained.
 
     The loss follows ``config.problem_type`` as in transformers' sequence-classification heads: ``"regression"``
     (mean squared error; inferred when ``num_labels == 1``), ``"single_label_classification"`` (cross-entropy on
@@ -1011,7 +1013,7 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
     # A pretraining checkpoint's reconstruction head has no place here; the classifier head is new when loading
     # one (the usual case: the encoder is what is pretrained).
     _keys_to_ignore_on_load_unexpected = [r"^head\."]
-    _keys_to_ignore_on_load_missing = [r"^classifier\.", r"^layer_weights$"]
+    _keys_to_ignore_on_load_missing = [r"^classifier\.", r"^layer_weights$", r"^pooled_norm\."]
 
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
@@ -1020,7 +1022,8 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         self.layer_weights = (
             nn.Parameter(torch.empty(config.num_hidden_layers + 1)) if config.classifier_pooling == "skip" else None
         )
-        layers: list[nn.Module] = [AstromerPooledStandardizer(config)] if config.classifier_standardize else []
+        self.pooled_norm = AstromerPooledStandardizer(config) if config.classifier_standardize else None
+        layers: list[nn.Module] = []
         width = config.hidden_size
         for size in config.classifier_hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU()]
@@ -1068,6 +1071,11 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         )
         gamma = torch.softmax(self.layer_weights, dim=0).to(per_layer.dtype)
         return (gamma[:, None, None] * per_layer).mean(dim=0)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head's logits `(N, num_labels)` from pooled embeddings `(N, D)` (standardised first when
+        ``config.classifier_standardize``)."""
+        return self.classifier(pooled if self.pooled_norm is None else self.pooled_norm(pooled))
 
     def problem_type(self, labels: torch.Tensor) -> str:
         """``config.problem_type``, or the one inferred from ``num_labels`` and the labels' dtype."""
@@ -1152,7 +1160,7 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         if curve_index is not None and curve_index.shape != magnitudes.shape[:1]:
             raise ValueError(f"`curve_index` must have shape ({magnitudes.shape[0]},), got {tuple(curve_index.shape)}.")
         pooled = self.pool(outputs, _squeeze_channel(attention_mask), curve_index)
-        logits = self.classifier(pooled)
+        logits = self.classify(pooled)
         loss = self.loss(logits, labels) if labels is not None else None
 
         return AstromerClassificationOutput(

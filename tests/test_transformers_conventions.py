@@ -384,26 +384,27 @@ def test_a_standardizing_classifier_learns_its_statistics_and_keeps_them_through
     running ones follow; at inference (and after save/load) the head sees ``(pooled - running_mean) / running_std``."""
     torch.manual_seed(0)
     model = AstromerForLightCurveClassification(tiny(style, classifier_standardize=True))
-    norm = model.classifier[0]
+    norm = model.pooled_norm
     assert type(norm).__name__ == "AstromerPooledStandardizer" and not list(norm.parameters())
+    assert [type(layer).__name__ for layer in model.classifier] == ["Linear", "ReLU", "LayerNorm", "Linear"]
     model.train()
     for seed in range(3):
         pooled = model(**inputs(seed)).pooled_output
     assert norm.num_batches_tracked.item() == 3 and not torch.equal(norm.running_mean, torch.zeros(16))
     batch_standardised = (pooled - pooled.mean(0)) / torch.sqrt(pooled.var(0, unbiased=False) + norm.eps)
-    torch.testing.assert_close(model.classifier[1:](batch_standardised), model(**inputs(2)).logits)
+    torch.testing.assert_close(model.classifier(batch_standardised), model(**inputs(2)).logits)
 
     model.eval()
     with torch.no_grad():
         output = model(**inputs(5))
-    expected = model.classifier[1:]((output.pooled_output - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps))
+    expected = model.classifier((output.pooled_output - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps))
     torch.testing.assert_close(output.logits, expected)
 
     model.save_pretrained(tmp_path)
     loaded = AstromerForLightCurveClassification.from_pretrained(tmp_path)
     assert loaded.config.classifier_standardize
     for name in ("running_mean", "running_var", "num_batches_tracked"):
-        assert torch.equal(getattr(loaded.classifier[0], name), getattr(norm, name)), name
+        assert torch.equal(getattr(loaded.pooled_norm, name), getattr(norm, name)), name
     with torch.no_grad():
         assert torch.equal(loaded(**inputs(5)).logits, output.logits)
 
@@ -415,7 +416,7 @@ def test_a_standardizing_head_on_a_pretrained_encoder_starts_from_identity_stati
     model, info = AstromerForLightCurveClassification.from_pretrained(tmp_path, classifier_standardize=True,
                                                                       output_loading_info=True)
     assert not info["unexpected_keys"] and not info["mismatched_keys"]
-    norm = model.classifier[0]
+    norm = model.pooled_norm
     assert torch.equal(norm.running_mean, torch.zeros(16)) and torch.equal(norm.running_var, torch.ones(16))
     assert norm.num_batches_tracked.item() == 0
 
@@ -426,11 +427,26 @@ def test_a_one_curve_training_batch_is_standardised_with_the_running_statistics(
     torch.manual_seed(0)
     model = AstromerForLightCurveClassification(tiny("astromer2", classifier_standardize=True)).train()
     model(**inputs(0))
-    norm = model.classifier[0]
+    norm = model.pooled_norm
     before = (norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone())
     output = model(**inputs(1), curve_index=torch.zeros(BATCH, dtype=torch.long), labels=torch.tensor([3]))
     output.loss.backward()
     assert output.logits.shape == (1, 4) and torch.isfinite(output.logits).all()
     assert all(torch.equal(a, b) for a, b in zip(before, (norm.running_mean, norm.running_var, norm.num_batches_tracked)))
-    expected = model.classifier[1:]((output.pooled_output - before[0]) / torch.sqrt(before[1] + norm.eps))
+    expected = model.classifier((output.pooled_output - before[0]) / torch.sqrt(before[1] + norm.eps))
     torch.testing.assert_close(output.logits, expected)
+
+
+def test_switching_standardisation_on_keeps_a_trained_heads_weights(tmp_path):
+    """The standardiser is a module of its own: a classifier saved without it loads with
+    ``classifier_standardize=True``, keeps every MLP weight, and starts the standardiser from fresh statistics."""
+    torch.manual_seed(0)
+    plain = AstromerForLightCurveClassification(tiny("astromer1"))
+    plain.save_pretrained(tmp_path)
+    model, info = AstromerForLightCurveClassification.from_pretrained(tmp_path, classifier_standardize=True,
+                                                                      output_loading_info=True)
+    assert not info["missing_keys"] and not info["mismatched_keys"]  # a new part of the head is expected to be new
+    assert torch.equal(model.pooled_norm.running_mean, torch.zeros(16))
+    assert torch.equal(model.pooled_norm.running_var, torch.ones(16))
+    for name, value in plain.classifier.state_dict().items():
+        assert torch.equal(model.classifier.state_dict()[name], value), name

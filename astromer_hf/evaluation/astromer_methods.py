@@ -165,7 +165,7 @@ def head_logits(model: AstromerForLightCurveClassification, summaries: LayerSumm
     outputs = AstromerModelOutput(last_hidden_state=last[:, None, :],
                                   hidden_states=tuple(means[:, layer, None, :] for layer in range(means.shape[1])))
     pooled = model.pool(outputs, torch.ones(means.shape[0], 1, dtype=torch.long, device=means.device))
-    return model.classifier(pooled)
+    return model.classify(pooled)
 
 
 def _on(summaries: LayerSummaries, rows: torch.Tensor, device: torch.device) -> LayerSummaries:
