@@ -64,6 +64,8 @@ class AstromerConfig(PreTrainedConfig):
             ``BatchNorm1d`` without learnt scale or shift, batch statistics in training and the running statistics
             (saved with the model) at inference. Pooled embeddings of a pretrained encoder share a large common part
             and differ little across curves; standardised, a freshly initialised head sees their differences.
+        classifier_dropout (`float`, defaults to 0.0):
+            Dropout on the (standardised) pooled embedding at the classifier MLP's input, in training only.
         freeze_encoder (`bool`, defaults to `False`):
             Whether the classifier keeps the encoder frozen (the Astromer 2 protocol) or trains it too.
         initializer_range (`float`, *optional*):
@@ -92,6 +94,7 @@ class AstromerConfig(PreTrainedConfig):
     classifier_pooling: Literal["mean", "max", "skip"] = "skip"
     classifier_hidden_sizes: list[int] | tuple[int, ...] = (1024, 512, 256)
     classifier_standardize: bool = False
+    classifier_dropout: float | int = 0.0
     freeze_encoder: bool = False
     initializer_range: float | None = None
 
@@ -111,7 +114,8 @@ class AstromerConfig(PreTrainedConfig):
             )
         if self.hidden_size % 2 != 0:
             raise ValueError(f"`hidden_size` must be even for the sin/cos time encoding, got {self.hidden_size}.")
-        for name in ("hidden_dropout_prob", "mask_probed_fraction", "mask_random_fraction", "mask_same_fraction"):
+        for name in ("hidden_dropout_prob", "mask_probed_fraction", "mask_random_fraction", "mask_same_fraction",
+                     "classifier_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must lie in [0, 1], got {value}.")

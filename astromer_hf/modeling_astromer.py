@@ -1002,7 +1002,7 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
     ``LayerNorm`` and ``Linear(-> num_labels)`` (``classifier``), with, when ``config.classifier_standardize``, an
     :class:`AstromerPooledStandardizer` before it (``pooled_norm``, a module of its own so that the MLP's weight
     names do not depend on the setting); :meth:`classify` applies both. With ``config.freeze_encoder`` the encoder
-    is not trained.
+    is not trained. In training, ``config.classifier_dropout`` drops channels of the MLP's input.
 
     The loss follows ``config.problem_type`` as in transformers' sequence-classification heads: ``"regression"``
     (mean squared error; inferred when ``num_labels == 1``), ``"single_label_classification"`` (cross-entropy on
@@ -1073,9 +1073,11 @@ class AstromerForLightCurveClassification(AstromerPreTrainedModel):
         return (gamma[:, None, None] * per_layer).mean(dim=0)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The head's logits `(N, num_labels)` from pooled embeddings `(N, D)` (standardised first when
-        ``config.classifier_standardize``)."""
-        return self.classifier(pooled if self.pooled_norm is None else self.pooled_norm(pooled))
+        """The head's logits `(N, num_labels)` from pooled embeddings `(N, D)`: standardised when
+        ``config.classifier_standardize``, then, in training, dropout at ``config.classifier_dropout``, then the MLP."""
+        if self.pooled_norm is not None:
+            pooled = self.pooled_norm(pooled)
+        return self.classifier(nn.functional.dropout(pooled, self.config.classifier_dropout, self.training))
 
     def problem_type(self, labels: torch.Tensor) -> str:
         """``config.problem_type``, or the one inferred from ``num_labels`` and the labels' dtype."""

@@ -57,6 +57,7 @@ def test_preset_overrides_and_unknown_preset():
         (dict(num_hidden_layers=0), "`num_hidden_layers` must be a positive integer"),
         (dict(mask_probed_fraction=1.5), "`mask_probed_fraction` must lie in \\[0, 1\\]"),
         (dict(hidden_dropout_prob=-0.1), "`hidden_dropout_prob` must lie in \\[0, 1\\]"),
+        (dict(classifier_dropout=1.5), "`classifier_dropout` must lie in \\[0, 1\\]"),
         (dict(layer_norm_eps=0.0), "`layer_norm_eps` must be positive"),
         (dict(time_encoding_base=1.0), "`time_encoding_base` must be greater than 1"),
         (dict(classifier_hidden_sizes=[64, 0]), "`classifier_hidden_sizes` must be positive integers"),

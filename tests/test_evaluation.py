@@ -295,6 +295,7 @@ def test_results_logged_to_wandb(evaluation):
         ({"validation_fraction": 0}, r"validation_fraction must be in \(0, 1\]"),
         ({"end_to_end": {"encoder_lr": 0}}, r"end_to_end.encoder_lr must be a positive number, got 0"),
         ({"head": {"standardize": "yes"}}, r"head.standardize must be true or false, got 'yes'"),
+        ({"end_to_end": {"dropout": 1}}, r"end_to_end.dropout must be a number in \[0, 1\), got 1"),
     ],
 )
 def test_bad_configurations_are_refused(overrides, message, tmp_path):
@@ -430,13 +431,13 @@ def test_the_head_settings_build_the_classifier_they_describe(standardize, tmp_p
     AstromerForMaskedReconstruction(AstromerConfig(hidden_size=16, num_attention_heads=2, intermediate_size=16,
                                                    num_hidden_layers=1, window_size=12)).save_pretrained(tmp_path)
     under_test = AstromerUnderTest("m", str(tmp_path), torch.device("cpu"))
-    head = HeadSettings(pooling="mean", hidden_sizes=[8, 4], standardize=standardize)
+    head = HeadSettings(pooling="mean", hidden_sizes=[8, 4], standardize=standardize, dropout=0.25)
     classifier = under_test.classifier(["a", "b", "c"], head, freeze=True, seed=0)
     layers = [type(layer).__name__ for layer in classifier.classifier]
     assert layers == ["Linear", "ReLU", "Linear", "ReLU", "LayerNorm", "Linear"]
     assert (type(classifier.pooled_norm).__name__ == "AstromerPooledStandardizer") == standardize
     assert classifier.config.classifier_pooling == "mean" and classifier.config.id2label[2] == "c"
-    assert classifier.config.freeze_encoder
+    assert classifier.config.freeze_encoder and classifier.config.classifier_dropout == 0.25
     for name, value in under_test.encoder.state_dict().items():
         assert torch.equal(classifier.astromer.state_dict()[name], value), name
 

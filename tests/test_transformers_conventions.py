@@ -450,3 +450,23 @@ def test_switching_standardisation_on_keeps_a_trained_heads_weights(tmp_path):
     assert torch.equal(model.pooled_norm.running_var, torch.ones(16))
     for name, value in plain.classifier.state_dict().items():
         assert torch.equal(model.classifier.state_dict()[name], value), name
+
+
+def test_classifier_dropout_drops_input_channels_in_training_only():
+    """``classifier_dropout`` acts on the MLP's input in training (a dropped channel is zero there, the others scaled
+    by 1 / (1 - p)); at inference the head is deterministic and dropout-free."""
+    torch.manual_seed(0)
+    model = AstromerForLightCurveClassification(tiny("astromer2", classifier_dropout=0.5, freeze_encoder=True))
+    first_linear = model.classifier[0]
+    seen = []
+    first_linear.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    model.train()
+    pooled = model(**inputs()).pooled_output.detach()
+    dropped = seen[-1] == 0
+    assert 0.3 < dropped.float().mean().item() < 0.7
+    torch.testing.assert_close(seen[-1][~dropped], 2 * pooled[~dropped])
+    model.eval()
+    with torch.no_grad():
+        first, second = model(**inputs()), model(**inputs())
+    torch.testing.assert_close(seen[-1], first.pooled_output)
+    assert torch.equal(first.logits, second.logits)

@@ -108,6 +108,7 @@ class AstromerUnderTest:
             "classifier_pooling": head.pooling,
             "classifier_hidden_sizes": list(head.hidden_sizes),
             "classifier_standardize": head.standardize,
+            "classifier_dropout": float(head.dropout),
             "freeze_encoder": freeze,
             "architectures": ["AstromerForLightCurveClassification"],
         }

@@ -85,11 +85,14 @@ class HeadSettings(TrainingSettings):
         standardize: standardise each channel of the pooled embedding at the head's input (the classifier's
             ``classifier_standardize``: batch statistics in training, running statistics at inference), as the
             linear probe standardises its features.
+        dropout: dropout on the pooled embedding at the MLP's input in training (the classifier's
+            ``classifier_dropout``).
     """
 
     pooling: Literal["skip", "mean", "max"] = "skip"
     hidden_sizes: list[int] = field(default_factory=lambda: [1024, 512, 256])
     standardize: bool = False
+    dropout: float = 0.0
     epochs: int = 300
     batch_size: int = 64
     patience: int = 30
@@ -102,6 +105,8 @@ class HeadSettings(TrainingSettings):
                  f"{section}.hidden_sizes must be a list of positive integers, got {self.hidden_sizes!r}")
         _require(isinstance(self.standardize, bool), f"{section}.standardize must be true or false, got "
                  f"{self.standardize!r}")
+        _require(isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+                 and 0 <= self.dropout < 1, f"{section}.dropout must be a number in [0, 1), got {self.dropout!r}")
 
 
 @dataclass
