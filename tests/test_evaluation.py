@@ -442,6 +442,33 @@ def test_the_head_settings_build_the_classifier_they_describe(standardize, tmp_p
         assert torch.equal(classifier.astromer.state_dict()[name], value), name
 
 
+def test_a_trained_heads_dropout_depends_on_its_seed_alone():
+    """The dropout masks of a trained variant come from its seed, not from what ran before it in the process: the
+    same cell trains to the same weights after any other use of torch's generator, which it leaves as it found it."""
+    from astromer_hf.evaluation.config import TrainingSettings
+    from astromer_hf.evaluation.training import fit_window_classifier
+
+    features = torch.randn(48, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(48) % 3
+
+    def train(before: int):
+        torch.manual_seed(before)  # whatever ran earlier
+        torch.rand(before)
+        head = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(6, 3))
+        with torch.no_grad():
+            head[1].weight.fill_(0.1)
+            head[1].bias.zero_()
+        state = torch.get_rng_state()
+        history = fit_window_classifier(head, lambda rows, training: head(features[rows]), labels,
+                                        lambda rows, training: head(features[rows]), labels,
+                                        TrainingSettings(epochs=3, batch_size=8, patience=3), seed=7)
+        assert torch.equal(torch.get_rng_state(), state)
+        return head[1].weight.detach().clone(), history.train_loss
+
+    (first, first_losses), (second, second_losses) = train(1), train(5)
+    assert torch.equal(first, second) and first_losses == second_losses
+
+
 def test_curve_logits_weigh_windows_by_observations():
     from astromer_hf.evaluation.training import curve_logits
 

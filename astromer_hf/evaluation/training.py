@@ -70,33 +70,38 @@ def fit_window_classifier(
         encoder = [p for name, p in named if name.startswith("astromer.")]
         head = [p for name, p in named if not name.startswith("astromer.")]
         optimizer = torch.optim.Adam([{"params": encoder, "lr": encoder_lr}, {"params": head, "lr": settings.lr}])
-    generator = torch.Generator().manual_seed(seed)
-    history, best_state, best_loss, waited = FitHistory(), None, float("inf"), 0
-    started = time.perf_counter()
-    for epoch in range(settings.epochs):
-        module.train()
-        order = torch.randperm(len(train_labels), generator=generator)
-        total, count = 0.0, 0
-        for batch in order.split(settings.batch_size):
-            rows = batch.to(train_labels.device)
-            logits = train_logits(rows, True)
-            loss = torch.nn.functional.cross_entropy(logits, train_labels[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.item() * len(rows), count + len(rows)
-        val_loss = float(torch.nn.functional.cross_entropy(
-            predict_windows(module, val_logits, len(val_labels), eval_batch_size, val_labels.device), val_labels))
-        history.train_loss.append(total / count)
-        history.val_loss.append(val_loss)
-        history.epochs = epoch + 1
-        if val_loss < best_loss:
-            best_loss, waited, history.best_epoch = val_loss, 0, epoch
-            best_state = copy.deepcopy({k: v.detach().clone() for k, v in module.state_dict().items()})
-        else:
-            waited += 1
-            if waited >= settings.patience:
-                break
+    # Dropout (the encoder's and the head's) draws from torch's global generator: seeded here, inside a fork that
+    # restores it afterwards, a cell's result depends on its seed alone, not on which methods ran before it.
+    devices = [train_labels.device] if train_labels.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        history, best_state, best_loss, waited = FitHistory(), None, float("inf"), 0
+        started = time.perf_counter()
+        for epoch in range(settings.epochs):
+            module.train()
+            order = torch.randperm(len(train_labels), generator=generator)
+            total, count = 0.0, 0
+            for batch in order.split(settings.batch_size):
+                rows = batch.to(train_labels.device)
+                logits = train_logits(rows, True)
+                loss = torch.nn.functional.cross_entropy(logits, train_labels[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, count = total + loss.item() * len(rows), count + len(rows)
+            val_loss = float(torch.nn.functional.cross_entropy(
+                predict_windows(module, val_logits, len(val_labels), eval_batch_size, val_labels.device), val_labels))
+            history.train_loss.append(total / count)
+            history.val_loss.append(val_loss)
+            history.epochs = epoch + 1
+            if val_loss < best_loss:
+                best_loss, waited, history.best_epoch = val_loss, 0, epoch
+                best_state = copy.deepcopy({k: v.detach().clone() for k, v in module.state_dict().items()})
+            else:
+                waited += 1
+                if waited >= settings.patience:
+                    break
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
