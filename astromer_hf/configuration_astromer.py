@@ -36,6 +36,11 @@ class AstromerConfig(PreTrainedConfig):
         time_encoding_base (`float`, defaults to 10000.0):
             Base of the sinusoidal time encoding, ``omega_i = base ** (-2 i / hidden_size)``. The original code
             always used 10000 whatever its configuration said (``docs/architecture.md``).
+        time_encoding_max_frequency (`float`, defaults to 1.0):
+            Angular frequency of the encoding's fastest channel, in radians per day: ``omega_i =
+            time_encoding_max_frequency * base ** (-2 i / hidden_size)``. The released models use 1.0, whose fastest
+            channel turns once every 2 pi = 6.3 days, slower than most periodic variables; ``2 pi / 0.1`` makes it
+            0.1 days (the slowest then 1,000 days) for a new model (``docs/tutorials/embed_and_classify.md``).
         residual_style (`str`, defaults to `"none"`):
             ``"none"`` (Astromer 1: no residual connections), ``"projected"`` (Astromer 2:
             ``LayerNorm(Linear(x) + sublayer(x))``) or ``"identity"`` (``LayerNorm(x + sublayer(x))``, for new models).
@@ -84,6 +89,7 @@ class AstromerConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     window_size: int = 200
     time_encoding_base: float | int = 10000.0
+    time_encoding_max_frequency: float | int = 1.0
     residual_style: Literal["none", "projected", "identity"] = "none"
     attention_mask_style: Literal["additive_one", "key"] = "additive_one"
     use_mask_token: bool = False
@@ -125,6 +131,10 @@ class AstromerConfig(PreTrainedConfig):
             raise ValueError(f"`layer_norm_eps` must be positive, got {self.layer_norm_eps}.")
         if not self.time_encoding_base > 1:
             raise ValueError(f"`time_encoding_base` must be greater than 1, got {self.time_encoding_base}.")
+        if not (isinstance(self.time_encoding_max_frequency, (int, float)) and 0 < self.time_encoding_max_frequency
+                < float("inf")):
+            raise ValueError(f"`time_encoding_max_frequency` must be a positive number (radians per day), got "
+                             f"{self.time_encoding_max_frequency!r}.")
         if any((not isinstance(size, int)) or size < 1 for size in self.classifier_hidden_sizes):
             raise ValueError(
                 f"`classifier_hidden_sizes` must be positive integers, got {self.classifier_hidden_sizes}."

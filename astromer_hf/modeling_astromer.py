@@ -123,10 +123,12 @@ class AstromerClassificationOutput(ModelOutput):
 # ----------------------------------------------------------------------------------------------------------------------
 # Functional pieces: time encoding, attention masks, losses and metrics
 # ----------------------------------------------------------------------------------------------------------------------
-def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float = 10000.0) -> torch.Tensor:
+def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float = 10000.0,
+                             max_frequency: float = 1.0) -> torch.Tensor:
     """Astromer's encoding of real observation times.
 
-    Every channel ``i`` has its own angular frequency ``omega_i = base ** (-2 i / hidden_size)`` (the exponent uses
+    Every channel ``i`` has its own angular frequency ``omega_i = max_frequency * base ** (-2 i / hidden_size)``
+    (radians per day; the released models have ``max_frequency`` 1) (the exponent uses
     ``i`` itself, not ``2 * floor(i / 2)`` as in Vaswani et al.); even channels take the sine and odd channels the
     cosine of ``t * omega_i``.
 
@@ -135,13 +137,15 @@ def sinusoidal_time_encoding(times: torch.Tensor, hidden_size: int, base: float 
             float64 for the angle computation; anything else is computed in float32.
         hidden_size (`int`): number of channels ``D`` (even).
         base (`float`): frequency base.
+        max_frequency (`float`): angular frequency of channel 0, radians per day.
 
     Returns:
         `torch.Tensor` of shape `(B, T, D)` in the dtype of the angles (float32 or float64).
     """
     compute_dtype = torch.float64 if times.dtype == torch.float64 else torch.float32
     channels = torch.arange(hidden_size, device=times.device, dtype=torch.float64)
-    frequencies = torch.pow(torch.tensor(float(base), dtype=torch.float64), -2.0 * channels / hidden_size)
+    frequencies = float(max_frequency) * torch.pow(torch.tensor(float(base), dtype=torch.float64),
+                                                   -2.0 * channels / hidden_size)
     frequencies = frequencies.to(device=times.device, dtype=compute_dtype)
     t = times.to(compute_dtype).unsqueeze(-1)
     # sine of the even channels' angles, cosine of the odd ones' (each computed once), interleaved back
@@ -422,7 +426,8 @@ class AstromerEmbeddings(nn.Module):
             magnitudes = torch.where(concealed, self.mask_token.to(weight.dtype), magnitudes)
         # Linear(1 -> D) is an outer product: one multiply-add per element, no GEMM with an inner dimension of 1
         projected = torch.addcmul(self.magnitude_projection.bias, magnitudes.unsqueeze(-1), weight.squeeze(-1))
-        encoding = sinusoidal_time_encoding(times, self.config.hidden_size, self.config.time_encoding_base)
+        encoding = sinusoidal_time_encoding(times, self.config.hidden_size, self.config.time_encoding_base,
+                                            self.config.time_encoding_max_frequency)
         return projected + encoding.to(weight.dtype)
 
 

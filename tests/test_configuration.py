@@ -60,6 +60,8 @@ def test_preset_overrides_and_unknown_preset():
         (dict(classifier_dropout=1.5), "`classifier_dropout` must lie in \\[0, 1\\]"),
         (dict(layer_norm_eps=0.0), "`layer_norm_eps` must be positive"),
         (dict(time_encoding_base=1.0), "`time_encoding_base` must be greater than 1"),
+        (dict(time_encoding_max_frequency=0.0), "`time_encoding_max_frequency` must be a positive number"),
+        (dict(time_encoding_max_frequency=float("inf")), "`time_encoding_max_frequency` must be a positive number"),
         (dict(classifier_hidden_sizes=[64, 0]), "`classifier_hidden_sizes` must be positive integers"),
     ],
 )

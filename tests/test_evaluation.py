@@ -364,6 +364,17 @@ def test_recipes_parse(recipe):
         assert config.model_recipes == {"quickstart": "recipes/quickstart.yaml"}
 
 
+def test_a_recipe_evaluates_other_trained_models_without_its_training_recipes():
+    """Pointing the quick recipe at encoders of one's own: the recipe's model_recipes name its quickstart model, so
+    replacing models alone is refused with the way out, and --model_recipes null takes it."""
+    recipe = str(REPO / "recipes" / "eval_synthetic_quick.yaml")
+    models = "{mine: outputs/mine/pretrained/best, other: outputs/other/pretrained/best}"
+    with pytest.raises(ValueError, match=r"model_recipes names \[.quickstart.\].*--model_recipes null"):
+        parse_evaluation_args(["--config", recipe, "--models", models])
+    config = parse_evaluation_args(["--config", recipe, "--models", models, "--model_recipes", "null"])
+    assert config.model_recipes == {} and list(config.models) == ["mine", "other"]
+
+
 def test_the_quick_recipe_is_the_full_one_at_spc_100():
     """eval_synthetic_quick.yaml differs from eval_synthetic.yaml only in its SPC list, methods and output."""
     full = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic.yaml")])

@@ -117,6 +117,34 @@ def test_time_encoding_base_is_honoured():
     assert not torch.allclose(a(**batch).last_hidden_state, b(**batch).last_hidden_state)
 
 
+def test_time_encoding_max_frequency_speeds_up_every_channel():
+    """A model pretrained with a faster encoding sees time t as the released encoding sees t * max_frequency."""
+    times = torch.tensor([[0.0, 0.3, -20.25, 412.7]], dtype=torch.float64)
+    fast = sinusoidal_time_encoding(times, 8, base=10000.0, max_frequency=2 * np.pi / 0.1)
+    np.testing.assert_allclose(fast.numpy(), sinusoidal_time_encoding(times * (2 * np.pi / 0.1), 8).numpy(),
+                               rtol=0, atol=1e-9)
+    # the fastest channel (0: sine) turns once every 0.1 days
+    np.testing.assert_allclose(fast[0, :, 0].numpy(), np.sin(times[0].numpy() * 2 * np.pi / 0.1), atol=1e-9)
+
+    batch = make_batch()
+    torch.manual_seed(0)
+    released = AstromerModel(tiny_config(hidden_dropout_prob=0.0)).eval()
+    torch.manual_seed(0)
+    faster = AstromerModel(tiny_config(hidden_dropout_prob=0.0, time_encoding_max_frequency=10.0)).eval()
+    scaled = {**batch, "times": batch["times"] * 10.0}
+    torch.testing.assert_close(faster(**batch).last_hidden_state, released(**scaled).last_hidden_state)
+    assert not torch.allclose(faster(**batch).last_hidden_state, released(**batch).last_hidden_state)
+
+
+def test_time_encoding_max_frequency_survives_save_and_load(tmp_path):
+    model = AstromerModel(tiny_config(time_encoding_max_frequency=62.5)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = AstromerModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.time_encoding_max_frequency == 62.5
+    batch = make_batch()
+    torch.testing.assert_close(loaded(**batch).last_hidden_state, model(**batch).last_hidden_state)
+
+
 def test_attention_bias_styles():
     hidden = torch.tensor([[False, True, False]])
     plus_one = build_attention_bias(hidden, "additive_one", torch.float32)

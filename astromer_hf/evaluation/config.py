@@ -277,7 +277,7 @@ class EvaluationConfig:
     prepare: dict[str, Any] | None = None
     bands: list[str] | None = None
     models: dict[str, str] = field(default_factory=dict)
-    model_recipes: dict[str, str] = field(default_factory=dict)
+    model_recipes: dict[str, str] | None = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     spc: list[int] = field(default_factory=lambda: [20, 50, 100, 500])
     folds: int = 3
@@ -301,6 +301,8 @@ class EvaluationConfig:
     gru: GRUSettings = field(default_factory=GRUSettings)
 
     def __post_init__(self) -> None:
+        if self.model_recipes is None:  # `--model_recipes null`: no model is trained by the run
+            self.model_recipes = {}
         self.check()
 
     def check(self) -> None:
@@ -330,7 +332,8 @@ class EvaluationConfig:
         _require(isinstance(self.model_recipes, dict), f"model_recipes must map model names to recipes, got "
                  f"{self.model_recipes!r}")
         stray = [name for name in self.model_recipes if name not in self.models]
-        _require(not stray, f"model_recipes names {stray}, which are not among models {list(self.models)}")
+        _require(not stray, f"model_recipes names {stray}, which are not among models {list(self.models)}: name "
+                 f"them in models, or drop the recipes (--model_recipes null) when your models are trained already")
         _require(isinstance(self.spc, list) and len(self.spc) > 0, f"spc must be a non-empty list, got {self.spc!r}")
         for value in self.spc:
             _positive_int(value, "every spc value")
