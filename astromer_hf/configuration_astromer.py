@@ -40,7 +40,9 @@ class AstromerConfig(PreTrainedConfig):
             Angular frequency of the encoding's fastest channel, in radians per day: ``omega_i =
             time_encoding_max_frequency * base ** (-2 i / hidden_size)``. The released models use 1.0, whose fastest
             channel turns once every 2 pi = 6.3 days, slower than most periodic variables; ``2 pi / 0.1`` makes it
-            0.1 days (the slowest then 1,000 days) for a new model (``docs/tutorials/embed_and_classify.md``).
+            0.1 days for a new model (every channel ~63 times faster). Measured on the simulator at the quickstart's
+            budget, that made both the pretraining and the embeddings worse
+            (``docs/tutorials/embed_and_classify.md``, section 5).
         residual_style (`str`, defaults to `"none"`):
             ``"none"`` (Astromer 1: no residual connections), ``"projected"`` (Astromer 2:
             ``LayerNorm(Linear(x) + sublayer(x))``) or ``"identity"`` (``LayerNorm(x + sublayer(x))``, for new models).
