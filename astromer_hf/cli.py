@@ -12,8 +12,9 @@ Subcommands:
     Counts per split and class, length and cadence histograms, cleaning report.
 ``astromer plot RUN [--out DIR]``
     A training run's learning curve, reconstructions of masked points and attention maps as PNG files.
-``astromer embed INPUT --model NAME --out FILE.parquet``
-    One embedding per light curve (a prepared dataset folder, a CSV / Parquet long table, a text file of one curve).
+``astromer embed INPUT [INPUT ...] --model NAME --out FILE.parquet``
+    One embedding per light curve (a prepared dataset folder, a CSV / Parquet long table, a text file of one curve,
+    a folder of one-curve files or several such files).
 ``astromer export onnx MODEL --out FILE.onnx``
     The encoder as an ONNX graph with dynamic batch and length axes (:mod:`astromer_hf.export`).
 ``astromer download NAME``
@@ -306,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed = commands.add_parser("embed", help="embed light curves into a Parquet file (one row per curve: id, kept, "
                                 "embedding)")
-    embed.add_argument("input", metavar="INPUT", help="a prepared dataset folder (`astromer data prepare`), a CSV or "
-                       "Parquet long table (id, time, mag, err), or a text file of one curve (time mag err columns)")
+    embed.add_argument("input", metavar="INPUT", nargs="+", help="a prepared dataset folder (`astromer data prepare`), "
+                       "a CSV or Parquet long table (id, time, mag, err), a text file of one curve (time mag err "
+                       "columns), a folder of one-curve files, or several one-curve files (stars/*.dat); the id of "
+                       "a file's curve is its name")
     embed.add_argument("--model", default="astromer-base", metavar="NAME",
                        help="release name, save_pretrained folder or Hub id (default astromer-base)")
     embed.add_argument("--out", required=True, metavar="FILE.parquet", help="the Parquet file to write (a folder "

@@ -413,16 +413,34 @@ def add_embeddings(
                               **original_format["format_kwargs"])
 
 
-def read_lightcurves(path: str | os.PathLike[str], *, splits: Sequence[str] | None = None) -> Any:
-    """Light curves from a file or folder, in a form :func:`embed` reads (what ``astromer embed INPUT`` accepts).
+def read_lightcurves(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                     splits: Sequence[str] | None = None) -> Any:
+    """Light curves from files or a folder, in a form :func:`embed` reads (what ``astromer embed INPUT ...`` accepts).
 
     * a prepared dataset folder (``astromer data prepare`` output, ``dataset_dict.json``): a ``DatasetDict`` of the
       chosen ``splits`` (default: all), memory-mapped; a folder of one saved ``Dataset``: that dataset;
     * ``*.csv`` (``.csv.gz`` ...) or ``*.parquet``: a long table, one row per observation, with the columns time, mag,
       err (or their aliases: ``mjd``, ``magnitude``, ``mag_err`` ...) and an id column (``object_id``, ``id`` ...);
     * any other file: one curve, a text table of three numeric columns time, mag, err (``#`` comments, blank or comma
-      separated).
+      separated), returned as a one-curve long table whose ``id`` is the path as given;
+    * a folder of such one-curve files (the layout of most survey archives: one file per star), or a list of
+      one-curve files (``astromer embed stars/*.dat``): a long table with one curve per file, in file-name order for
+      a folder (hidden files skipped) and in the given order for a list, the ``id`` being the file's name (a list:
+      its path as given). A ``.csv`` / ``.parquet`` file among them must hold one curve. Every file is read
+      before anything is embedded, so a bad file stops the run naming it, before any output is written.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        paths = [Path(item) for item in path]
+        if not paths:
+            raise ValueError("no light-curve files given")
+        if len(paths) == 1:
+            return read_lightcurves(paths[0], splits=splits)
+        if splits:
+            raise ValueError("splits apply to a prepared dataset folder only, not to a list of files")
+        folders = [str(item) for item in paths if item.is_dir()]
+        if folders:
+            raise ValueError(f"{folders[0]} is a folder: pass one folder, or a list of one-curve files")
+        return _curve_files_table(paths, [str(item) for item in paths])
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no light curves at {path}")
@@ -441,21 +459,49 @@ def read_lightcurves(path: str | os.PathLike[str], *, splits: Sequence[str] | No
             if splits:
                 raise ValueError(f"{path} holds one dataset, not splits: drop the split option")
             return load_from_disk(str(path))
-        raise ValueError(f"{path} is a folder but not a prepared dataset (no dataset_dict.json): pass the folder "
-                         "`astromer data prepare` wrote, a CSV / Parquet table or a text file of one curve")
+        if splits:
+            raise ValueError(f"{path} is a folder of light-curve files: splits apply to a prepared dataset only")
+        files = sorted(item for item in path.iterdir() if item.is_file() and not item.name.startswith("."))
+        if not files:
+            raise ValueError(f"{path} is neither a prepared dataset (no dataset_dict.json) nor a folder of light-curve "
+                             "files (it holds no file): pass the folder `astromer data prepare` wrote, a folder of "
+                             "one-curve files, a CSV / Parquet table or a text file of one curve")
+        return _curve_files_table(files, [item.name for item in files])
     if splits:
         raise ValueError(f"{path} is a file: splits apply to a prepared dataset folder only")
-    suffixes = [suffix.lower() for suffix in path.suffixes]
+    table = _read_table(path)
+    return table if table is not None else _curve_files_table([path], [str(path)])
+
+
+def _read_table(path: Path) -> Any:
+    """A ``.csv`` / ``.parquet`` file as a DataFrame; None for any other file."""
     import pandas as pd
 
+    suffixes = [suffix.lower() for suffix in path.suffixes]
     if ".csv" in suffixes:
         return pd.read_csv(path)
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return pd.read_parquet(path)
+    return None
+
+
+def _read_text_curve(path: Path) -> np.ndarray:
+    """One curve from a text table of three numeric columns (``#`` comments; blank or comma separated; a first line
+    of column names is skipped)."""
     text = path.read_text(errors="replace")
-    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    first = lines[0] if lines else ""
+    delimiter = "," if "," in first else None
+    header = 0
+    if first:
+        try:
+            [float(token) for token in first.split(delimiter)]
+        except ValueError:
+            header = 1  # e.g. "mjd mag err": names, not numbers
+    if len(lines) <= header:
+        return np.empty((0, 3))
     try:
-        values = np.loadtxt(path, comments="#", delimiter="," if "," in first else None, ndmin=2)
+        values = np.loadtxt(lines[header:], delimiter=delimiter, ndmin=2)
     except ValueError as error:
         raise ValueError(f"{path}: not a text table of numbers ({error}); a text input holds one curve in three "
                          "columns time, mag, err (use a .csv or .parquet table with named columns for several "
@@ -463,6 +509,40 @@ def read_lightcurves(path: str | os.PathLike[str], *, splits: Sequence[str] | No
     if values.shape[1] != 3:
         raise ValueError(f"{path}: expected three columns time, mag, err, got {values.shape[1]}")
     return values
+
+
+def _curve_files_table(files: Sequence[Path], names: Sequence[str]) -> Any:
+    """One-curve files -> a long DataFrame (``id``, ``time``, ``mag``, ``err``), one curve per file."""
+    import pandas as pd
+
+    from .lightcurves import as_lightcurves
+
+    if len(set(names)) != len(names):
+        raise ValueError("the same light-curve file is given twice: every file must be one curve of its own")
+    curves = []
+    for file, name in zip(files, names):
+        table = _read_table(file)
+        if table is None:
+            curves.append(_read_text_curve(file))
+            continue
+        try:
+            parsed = as_lightcurves(table)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{file}: {error}") from None
+        if len(parsed.curves) != 1:
+            raise ValueError(f"{file} holds {len(parsed.curves)} curves; with several files each file must hold "
+                             "one curve (embed a table of several curves on its own)")
+        curves.append(parsed.curves[0])
+    lengths = [len(curve) for curve in curves]
+    empty = [file for file, length in zip(files, lengths) if length == 0]
+    if empty:
+        raise ValueError(f"{empty[0]} holds no observation ({len(empty)} empty file(s)): remove it, or it would have "
+                         "no row in the output")
+    values = np.concatenate(curves)
+    # a categorical id column: one string per file, not one per observation
+    ids = pd.Categorical.from_codes(np.repeat(np.arange(len(names)), lengths), categories=pd.Index(list(names)))
+    frame = pd.DataFrame({"id": ids, "time": values[:, 0], "mag": values[:, 1], "err": values[:, 2]})
+    return frame
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -227,6 +227,7 @@ COMMANDS: dict[str, Rule] = {
     # docs/tutorials/embed.md
     "astromer embed curves.csv --model astromer-base --out curves.parquet": RUN,
     "astromer embed curves.csv --model astromer-base --out curves-max.parquet --pooling max": RUN,
+    "astromer embed my_curves --model astromer-base --out my_curves.parquet": RUN,
     # docs/tutorials/prepare_survey.md
     "astromer data prepare --help": RUN,
     "astromer data prepare synthetic --config macho --set n_curves=2000 --set seed=1 --out data/tutorial": RUN,
@@ -544,7 +545,7 @@ def _needs_reference() -> None:
 LEAVES = {
     "README.md": ["data/synthetic/train"],
     "docs/data.md": ["data/synthetic/train"],
-    "docs/tutorials/embed.md": ["embeddings.parquet", "curves.parquet", "curves-max.parquet"],
+    "docs/tutorials/embed.md": ["embeddings.parquet", "curves.parquet", "curves-max.parquet", "my_curves.parquet"],
     "docs/tutorials/prepare_survey.md": ["data/tutorial/train", "data/mine/train"],
     "docs/tutorials/pretrain.md": ["outputs/tutorial/pretrained/best/model.safetensors",
                                    "outputs/tutorial/figures/reconstruction.png"],

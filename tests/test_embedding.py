@@ -412,15 +412,57 @@ def test_read_lightcurves_reads_tables_and_single_curve_text_files(curves, tmp_p
     np.savetxt(tmp_path / "one.dat", curves[0], header="time mag err")
     pd.testing.assert_frame_equal(read_lightcurves(tmp_path / "curves.parquet"), frame)
     assert list(read_lightcurves(tmp_path / "curves.csv").columns) == list(frame.columns)
-    np.testing.assert_allclose(read_lightcurves(tmp_path / "one.dat"), curves[0])
+    one = read_lightcurves(tmp_path / "one.dat")
+    assert set(one["id"]) == {str(tmp_path / "one.dat")}
+    np.testing.assert_allclose(one[["time", "mag", "err"]].to_numpy(), curves[0])
     np.savetxt(tmp_path / "four.dat", np.ones((3, 4)))
     with pytest.raises(ValueError, match="expected three columns time, mag, err, got 4"):
         read_lightcurves(tmp_path / "four.dat")
     with pytest.raises(FileNotFoundError):
         read_lightcurves(tmp_path / "missing.csv")
     (tmp_path / "folder").mkdir()
-    with pytest.raises(ValueError, match="not a prepared dataset"):
+    with pytest.raises(ValueError, match="neither a prepared dataset .* nor a folder of light-curve files"):
         read_lightcurves(tmp_path / "folder")
+
+
+def test_a_folder_or_list_of_one_curve_files_embeds_one_row_per_file(curves, tiny_folder, tmp_path, capsys):
+    """The archive layout, one file per star: `astromer embed stars/` and `astromer embed stars/*.dat` give one row
+    per file, named after it, with the embeddings of the same curves given as arrays."""
+    stars = tmp_path / "stars"
+    stars.mkdir()
+    names = [f"star{index:02d}.{'csv' if index == 1 else 'dat'}" for index in range(len(curves))]
+    for name, curve in zip(names, curves):
+        np.savetxt(stars / name, curve, header="time mag err")  # a commented header
+    pd.DataFrame(curves[1], columns=["mjd", "mag", "magerr"]).to_csv(stars / names[1], index=False)  # a CSV
+    np.savetxt(stars / names[3], curves[3], header="mjd mag err", comments="")  # a header line of names
+    (stars / ".hidden").write_text("not a curve")
+    expected = embed(curves, tiny_folder, device="cpu")  # curve 2 is too short: dropped, a row all the same
+
+    folder_out, files_out = tmp_path / "folder.parquet", tmp_path / "files.parquet"
+    assert astromer_main(["embed", str(stars), "--model", str(tiny_folder), "--out", str(folder_out),
+                          "--device", "cpu", "--no-progress"]) == 0
+    files = [str(stars / name) for name in names]
+    assert astromer_main(["embed", *files, "--model", str(tiny_folder), "--out", str(files_out),
+                          "--device", "cpu", "--no-progress"]) == 0
+    for out, ids in ((folder_out, names), (files_out, files)):
+        frame = pd.read_parquet(out)
+        assert list(frame["id"]) == ids and list(frame["kept"]) == list(expected.kept) == [True] * 2 + [False] + [True] * 3
+        np.testing.assert_allclose(np.stack(frame["embedding"][frame["kept"]]), expected.vectors[expected.kept],
+                                   rtol=1e-5, atol=1e-6)
+
+    # a bad file stops the run before anything is written, naming the file
+    (stars / "zz_bad.dat").write_text("1 2\n3 4\n")
+    bad_out = tmp_path / "bad.parquet"
+    with pytest.raises(ValueError, match="zz_bad.dat: expected three columns time, mag, err, got 2"):
+        read_lightcurves(stars)
+    assert astromer_main(["embed", str(stars), "--model", str(tiny_folder), "--out", str(bad_out)]) != 0
+    assert "zz_bad.dat" in capsys.readouterr().err and not bad_out.exists()
+    (stars / "zz_bad.dat").write_text("# nothing observed\n")
+    with pytest.raises(ValueError, match="zz_bad.dat holds no observation"):
+        read_lightcurves(stars)
+    long_frame(curves).to_csv(tmp_path / "several.csv", index=False)
+    with pytest.raises(ValueError, match=f"holds {len(curves)} curves; with several files each file must hold one"):
+        read_lightcurves([tmp_path / "several.csv", stars / names[0]])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
