@@ -450,6 +450,11 @@ def test_a_folder_or_list_of_one_curve_files_embeds_one_row_per_file(curves, tin
         np.testing.assert_allclose(np.stack(frame["embedding"][frame["kept"]]), expected.vectors[expected.kept],
                                    rtol=1e-5, atol=1e-6)
 
+    from_path = embed(stars, tiny_folder, device="cpu")  # the Python call reads the same paths
+    assert list(from_path.ids) == names
+    np.testing.assert_allclose(from_path.vectors[from_path.kept], expected.vectors[expected.kept], rtol=1e-5,
+                               atol=1e-6)
+
     # a bad file stops the run before anything is written, naming the file
     (stars / "zz_bad.dat").write_text("1 2\n3 4\n")
     bad_out = tmp_path / "bad.parquet"
