@@ -375,6 +375,56 @@ def test_a_recipe_evaluates_other_trained_models_without_its_training_recipes():
     assert config.model_recipes == {} and list(config.models) == ["mine", "other"]
 
 
+def test_a_stopped_run_resumes_where_it_stopped_and_a_finished_one_gains_cells(prepared, tiny_model, tmp_path,
+                                                                                 monkeypatch):
+    """`resume: true` keeps the stored cells as they are and computes only the missing ones; a stored run made with
+    settings that change the scores is refused before any work, naming them."""
+    output = tmp_path / "out"
+    small = {"spc": [5], "folds": 1}
+    computed: list[tuple[str, int, int]] = []
+    real_run_cell = protocol_module.Evaluation.run_cell
+
+    def run_cell(self, split, label, method, model_name):
+        computed.append((label, split.fold, split.spc))
+        return real_run_cell(self, split, label, method, model_name)
+
+    def stopped(self, *args):
+        raise KeyboardInterrupt  # the run is killed while the linear probe runs
+
+    monkeypatch.setattr(protocol_module.Evaluation, "run_cell", run_cell)
+    with monkeypatch.context() as patch:
+        patch.setattr(protocol_module.Evaluation, "_linear_probe", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            protocol_module.run_evaluation(_config(prepared, tiny_model, output, methods=["features_rf",
+                                                   "linear_probe"], **small), verbose=False)
+    first = json.loads((output / "scores.json").read_text())["cells"]
+    assert [cell["method"] for cell in first] == ["features_rf"]
+
+    computed.clear()
+    resumed = protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, methods=[
+        "features_rf", "linear_probe"], **small), verbose=False)
+    assert computed == [("linear_probe", 0, 5)]
+    assert resumed.cells[0] == first[0]  # kept as stored, its time included
+    assert pd.read_csv(output / "results.csv", index_col="method").index.tolist() == ["features_rf", "linear_probe"]
+
+    computed.clear()  # a finished run gains a method and an SPC; the stored cells are not computed again
+    protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, spc=[5, 10], folds=1,
+                                           methods=["features_rf", "linear_probe", "random_linear_probe"]),
+                                   verbose=False)
+    assert sorted(computed) == [("features_rf", 0, 10), ("linear_probe", 0, 10), ("random_linear_probe", 0, 5),
+                                ("random_linear_probe", 0, 10)]
+    assert len(json.loads((output / "scores.json").read_text())["cells"]) == 6
+
+    computed.clear()
+    with pytest.raises(ValueError, match=r"resume: the stored run .* other probe, split_seed than this"):
+        protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, split_seed=3,
+                                               probe={"C": 0.5}, methods=["features_rf"], **small), verbose=False)
+    with pytest.raises(ValueError, match=r"other models\.tiny than this"):
+        protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, methods=["features_rf"],
+                                               models={"tiny": str(tmp_path)}, **small), verbose=False)
+    assert computed == []  # refused before any cell
+
+
 def test_the_quick_recipe_is_the_full_one_at_spc_100():
     """eval_synthetic_quick.yaml differs from eval_synthetic.yaml only in its SPC list, methods and output."""
     full = parse_evaluation_args(["--config", str(REPO / "recipes" / "eval_synthetic.yaml")])

@@ -261,6 +261,11 @@ class EvaluationConfig:
         split_seed: seed of the few-shot orders (``few_shot_splits``'s ``seed``).
         seed: seed of every model's initialisation and training.
         output: folder of the results (written over).
+        resume: keep the cells (fold, SPC, method) that ``output/scores.json`` already holds and compute only the
+            others: a run stopped part-way goes on where it stopped, and a finished run gains methods, SPCs or folds
+            without computing its cells again. The settings a cell's score depends on must be those of the stored run
+            (the error names any that differ); ``methods``, ``spc``, ``folds``, ``output``, ``wandb``, ``device``,
+            ``torch_threads``, ``embedding_batch_size`` and ``map_method`` may change, and a model may be added.
         wandb: log the results to Weights & Biases: ``{project: astromer_hf, name: eval, mode: auto}`` (keywords of
             :class:`~astromer_hf.training.AstromerWandbLogger`); None logs nothing.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -286,6 +291,7 @@ class EvaluationConfig:
     split_seed: int = 0
     seed: int = 0
     output: str = "outputs/evaluation"
+    resume: bool = False
     wandb: dict[str, Any] | None = None
     device: str = "auto"
     torch_threads: int | None = None
@@ -329,6 +335,7 @@ class EvaluationConfig:
         needs_model = [name for name in self.methods if name in MODEL_METHODS]
         _require(not needs_model or bool(self.models),
                  f"the method(s) {needs_model} need an Astromer model: give models: {{name: folder or release}}")
+        _require(isinstance(self.resume, bool), f"resume must be true or false, got {self.resume!r}")
         _require(isinstance(self.model_recipes, dict), f"model_recipes must map model names to recipes, got "
                  f"{self.model_recipes!r}")
         stray = [name for name in self.model_recipes if name not in self.models]

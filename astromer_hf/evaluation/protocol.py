@@ -508,6 +508,10 @@ class Evaluation:
         from .report import embedding_map_points, write_report
 
         started = time.perf_counter()
+        # before any work, so that a mismatch stops the run now
+        stored, stored_timing = stored_run(self.config) if self.config.resume else ({}, {})
+        if stored:
+            self.say(f"Resuming: {len(stored)} cell(s) stored in {self.output / 'scores.json'}")
         self.setup()
         self.output.mkdir(parents=True, exist_ok=True)
         rows = self.config.method_rows()
@@ -515,15 +519,21 @@ class Evaluation:
         for fold, spc in keys:
             split = self.splits[fold, spc]
             for label, method, model_name in rows:
-                cell = self.run_cell(split, label, method, model_name)
+                cell = stored.get((label, fold, spc))
+                kept = cell is not None
+                if not kept:
+                    cell = self.run_cell(split, label, method, model_name)
                 self.cells.append(cell)
                 window = f", per window {cell['f1_window']:.3f}" if cell["f1_window"] is not None else ""
                 self.say(f"[fold {fold + 1}/{self.config.folds} SPC {spc}] {label}: macro F1 per curve "
-                         f"{cell['f1_curve']:.3f}{window} ({cell['seconds']:.1f} s)")
+                         f"{cell['f1_curve']:.3f}{window} "
+                         + ("(kept from the stored run)" if kept else f"({cell['seconds']:.1f} s)"))
                 self.write_scores()
         with self.timed("embedding_map"):
             points = embedding_map_points(self)
         self.timing["total"] = time.perf_counter() - started
+        for key, seconds in stored_timing.items():  # a resumed run's times include the stored run's
+            self.timing[key] = self.timing.get(key, 0.0) + seconds
         self.write_scores()
         files, table = write_report(self, points)
         return EvaluationResult(self.cells, dict(self.timing), files, table)
@@ -550,6 +560,38 @@ class Evaluation:
         temporary.write_text(json.dumps(payload, indent=1))
         temporary.replace(path)
         return path
+
+
+#: Settings that may differ between a run and the stored run it resumes: they change which cells there are, where
+#: the results go, or the speed, never a cell's score. (``models`` is compared model by model.)
+RESUMABLE_CHANGES = ("methods", "spc", "folds", "output", "resume", "wandb", "device", "torch_threads",
+                     "embedding_batch_size", "map_method", "models", "model_recipes")
+
+
+def stored_run(config: EvaluationConfig) -> tuple[dict[tuple[str, int, int], dict], dict[str, float]]:
+    """The cells of ``config.output/scores.json`` by ``(row label, fold, SPC)`` and its timing, for ``resume``;
+    empty when there is no such file. Raises ``ValueError`` naming the settings that differ from the stored run's (its cells would not be
+    the cells of this configuration)."""
+    path = Path(config.output) / "scores.json"
+    if not path.is_file():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+        previous, cells = stored["config"], stored["cells"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"resume: {path} is not the scores.json of an evaluation ({error}); move it away or run "
+                         "without resume") from None
+    current = config.to_dict()
+    differing = sorted(name for name in current if name not in RESUMABLE_CHANGES and previous.get(name) != current[name])
+    changed_models = sorted(name for name, source in current["models"].items()
+                            if name in previous.get("models", {}) and previous["models"][name] != source)
+    differing += [f"models.{name}" for name in changed_models]
+    if differing:
+        raise ValueError(f"resume: the stored run in {path} was made with other {', '.join(differing)} than this "
+                         "configuration, so its cells are not this run's: give another output folder, or run without "
+                         "resume to start afresh")
+    timing = {key: float(value) for key, value in stored.get("timing", {}).items()}
+    return {(cell["method"], int(cell["fold"]), int(cell["spc"])): cell for cell in cells}, timing
 
 
 def run_evaluation(config: EvaluationConfig, *, verbose: bool = True) -> EvaluationResult:
