@@ -397,13 +397,16 @@ def test_a_stopped_run_resumes_where_it_stopped_and_a_finished_one_gains_cells(p
         with pytest.raises(KeyboardInterrupt):
             protocol_module.run_evaluation(_config(prepared, tiny_model, output, methods=["features_rf",
                                                    "linear_probe"], **small), verbose=False)
-    first = json.loads((output / "scores.json").read_text())["cells"]
+    stopped_run = json.loads((output / "scores.json").read_text())
+    first = stopped_run["cells"]
     assert [cell["method"] for cell in first] == ["features_rf"]
 
     computed.clear()
     resumed = protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, methods=[
         "features_rf", "linear_probe"], **small), verbose=False)
     assert computed == [("linear_probe", 0, 5)]
+    # the time of both runs: the features were computed in each
+    assert resumed.timing["features"] > stopped_run["timing"]["features"] > 0
     assert resumed.cells[0] == first[0]  # kept as stored, its time included
     assert pd.read_csv(output / "results.csv", index_col="method").index.tolist() == ["features_rf", "linear_probe"]
 
@@ -414,6 +417,19 @@ def test_a_stopped_run_resumes_where_it_stopped_and_a_finished_one_gains_cells(p
     assert sorted(computed) == [("features_rf", 0, 10), ("linear_probe", 0, 10), ("random_linear_probe", 0, 5),
                                 ("random_linear_probe", 0, 10)]
     assert len(json.loads((output / "scores.json").read_text())["cells"]) == 6
+
+    computed.clear()  # a second model: the first one's cells are kept under their new row labels
+    protocol_module.run_evaluation(_config(prepared, tiny_model, output, resume=True, methods=["linear_probe"],
+                                           models={"tiny": str(tiny_model), "again": str(tiny_model)}, **small),
+                                   verbose=False)
+    assert computed == [("linear_probe@again", 0, 5)]
+    table = pd.read_csv(output / "results.csv", index_col="method")
+    assert table.loc["linear_probe@tiny", "SPC 5"] == table.loc["linear_probe@again", "SPC 5"]  # the same weights
+
+    computed.clear()  # resume with nothing stored yet: a fresh run
+    protocol_module.run_evaluation(_config(prepared, tiny_model, tmp_path / "fresh", resume=True,
+                                           methods=["features_rf"], **small), verbose=False)
+    assert computed == [("features_rf", 0, 5)]
 
     computed.clear()
     with pytest.raises(ValueError, match=r"resume: the stored run .* other probe, split_seed than this"):

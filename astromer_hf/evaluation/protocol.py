@@ -519,9 +519,11 @@ class Evaluation:
         for fold, spc in keys:
             split = self.splits[fold, spc]
             for label, method, model_name in rows:
-                cell = stored.get((label, fold, spc))
+                cell = stored.get((method, model_name, fold, spc))
                 kept = cell is not None
-                if not kept:
+                if kept:  # the row's label gains "@model" when a second model joins the run
+                    cell = {**cell, "method": label}
+                else:
                     cell = self.run_cell(split, label, method, model_name)
                 self.cells.append(cell)
                 window = f", per window {cell['f1_window']:.3f}" if cell["f1_window"] is not None else ""
@@ -568,13 +570,13 @@ RESUMABLE_CHANGES = ("methods", "spc", "folds", "output", "resume", "wandb", "de
                      "embedding_batch_size", "map_method", "models", "model_recipes")
 
 
-def stored_run(config: EvaluationConfig) -> tuple[dict[tuple[str, int, int], dict], dict[str, float]]:
-    """The cells of ``config.output/scores.json`` by ``(row label, fold, SPC)`` and its timing, for ``resume``;
-    empty when there is no such file. Raises ``ValueError`` naming the settings that differ from the stored run's (its cells would not be
-    the cells of this configuration)."""
+def stored_run(config: EvaluationConfig) -> tuple[dict[tuple[str, str | None, int, int], dict], dict[str, float]]:
+    """The cells of ``config.output/scores.json`` by ``(method, model name, fold, SPC)`` and its timing, for
+    ``resume``; empty when there is no such file. Raises ``ValueError`` naming the settings that differ from the
+    stored run's (its cells would not be the cells of this configuration)."""
     path = Path(config.output) / "scores.json"
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         stored = json.loads(path.read_text())
         previous, cells = stored["config"], stored["cells"]
@@ -591,7 +593,7 @@ def stored_run(config: EvaluationConfig) -> tuple[dict[tuple[str, int, int], dic
                          "configuration, so its cells are not this run's: give another output folder, or run without "
                          "resume to start afresh")
     timing = {key: float(value) for key, value in stored.get("timing", {}).items()}
-    return {(cell["method"], int(cell["fold"]), int(cell["spc"])): cell for cell in cells}, timing
+    return {(cell["base_method"], cell["model"], int(cell["fold"]), int(cell["spc"])): cell for cell in cells}, timing
 
 
 def run_evaluation(config: EvaluationConfig, *, verbose: bool = True) -> EvaluationResult:
