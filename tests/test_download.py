@@ -605,12 +605,15 @@ def test_a_truncated_archive_served_with_200_is_not_cached(archive: Archive, tmp
 @pytest.mark.parametrize(
     "name, body, problem",
     [
-        ("F_1.3319.gz", gzip.compress(payload(40_000))[:-200], "EOFError"),  # a MACHO tile cut short
+        ("F_1.3319.gz", gzip.compress(payload(40_000), mtime=0)[:-200], "EOFError"),  # a MACHO tile cut short
         ("answer", zipped({"a.csv": payload(30_000)})[:-500], "BadZipFile"),  # a zipped Gaia answer cut short
         ("phot.tar.gz", b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>", "not a gzip file"),
-        ("phot.tgz", gzip.compress(b"this is not a tar archive\n" * 50), "ReadError"),
+        ("phot.tgz", gzip.compress(b"this is not a tar archive\n" * 50, mtime=0), "ReadError"),
         ("lc.zip", b"id,mag\n1,2\n", "not a zip file"),
     ],
+    # ids by name: an id made of the bytes would hold gzip's time stamp, and pytest-xdist's workers, collecting in
+    # different seconds, would disagree on the test names
+    ids=["macho-tile-cut-short", "gaia-answer-cut-short", "html-error-page", "tgz-not-a-tar", "csv-named-zip"],
 )
 def test_broken_archives_are_refused(archive: Archive, tmp_path: Path, name: str, body: bytes, problem: str) -> None:
     archive.files[f"/{name}"] = body
@@ -623,11 +626,12 @@ def test_broken_archives_are_refused(archive: Archive, tmp_path: Path, name: str
     "name, body",
     [
         ("F_1.3319.gz", b";1;3319;1;48823.5;plain text from a mirror that decompresses\n"),  # read as text later
-        ("F_1.3320.gz", gzip.compress(payload(10_000))),
+        ("F_1.3320.gz", gzip.compress(payload(10_000), mtime=0)),
         ("phot.tar.gz", tar_gz({"phot/I/a.dat": b"1 2 3\n"})),
         ("answer", zipped({"a.csv": b"source_id\n1\n"})),
         ("lc.csv", b"mjd,mag\n"),
     ],
+    ids=["plain-text-named-gz", "macho-tile", "tar-gz", "zipped-answer", "csv"],
 )
 def test_intact_files_pass_the_archive_check(archive: Archive, tmp_path: Path, name: str, body: bytes) -> None:
     archive.files[f"/{name}"] = body
