@@ -214,8 +214,9 @@ def embed(
             those columns and an optional id column (``object_id``, ``id``, ``oid``, ``newID``) grouping the rows into
             curves; or a ``datasets.Dataset`` / ``DatasetDict`` in the survey schema (one row per curve, list columns
             ``time``, ``mag``, ``mag_err``), read ``chunk_size`` curves at a time (a DatasetDict: split after split,
-            with a ``split`` column in ``columns``); or the path of a file or folder that :func:`read_lightcurves`
-            reads (a prepared dataset, a CSV / Parquet table, a folder of one-curve text files ...).
+            with a ``split`` column in ``columns``); or the path of a file or folder, or a list of one-curve files,
+            that :func:`read_lightcurves` reads (a prepared dataset, a CSV / Parquet table, a folder of one-curve text
+            files ...).
         model: a release name (``"astromer-base"``, ``"astromer-2-macho"``; see :mod:`astromer_hf.releases`), a
             ``save_pretrained`` folder or a Hub id (its encoder is loaded; a classifier saved with skip pooling is
             loaded whole for ``pooling="gamma"``), or an Astromer model instance of any head (its encoder is used; it
@@ -880,8 +881,10 @@ def _source(curves: Any, chunk_size: int) -> _Source:
     from a dataset."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if isinstance(curves, (str, os.PathLike)):  # a file or folder: what `astromer embed INPUT` reads
-        curves = read_lightcurves(curves)
+    paths = (str, os.PathLike)
+    if isinstance(curves, paths) or (isinstance(curves, (list, tuple)) and curves
+                                     and all(isinstance(item, paths) for item in curves)):
+        curves = read_lightcurves(curves)  # files or a folder: what `astromer embed INPUT ...` reads
     datasets = sys.modules.get("datasets")
     if datasets is not None and isinstance(curves, datasets.DatasetDict):
         splits = {name: (split, _DatasetSpec.of(split, name)) for name, split in curves.items()}

@@ -452,6 +452,8 @@ def test_a_folder_or_list_of_one_curve_files_embeds_one_row_per_file(curves, tin
 
     from_path = embed(stars, tiny_folder, device="cpu")  # the Python call reads the same paths
     assert list(from_path.ids) == names
+    from_list = embed([stars / name for name in names], tiny_folder, device="cpu")
+    assert list(from_list.ids) == files and np.array_equal(from_list.vectors, from_path.vectors, equal_nan=True)
     np.testing.assert_allclose(from_path.vectors[from_path.kept], expected.vectors[expected.kept], rtol=1e-5,
                                atol=1e-6)
 
