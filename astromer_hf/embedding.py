@@ -522,7 +522,7 @@ def _curve_files_table(files: Sequence[Path], names: Sequence[str]) -> Any:
     if len(set(names)) != len(names):
         raise ValueError("the same light-curve file is given twice: every file must be one curve of its own")
     curves = []
-    for file, name in zip(files, names):
+    for file in files:
         table = _read_table(file)
         if table is None:
             curves.append(_read_text_curve(file))
@@ -543,8 +543,7 @@ def _curve_files_table(files: Sequence[Path], names: Sequence[str]) -> Any:
     values = np.concatenate(curves)
     # a categorical id column: one string per file, not one per observation
     ids = pd.Categorical.from_codes(np.repeat(np.arange(len(names)), lengths), categories=pd.Index(list(names)))
-    frame = pd.DataFrame({"id": ids, "time": values[:, 0], "mag": values[:, 1], "err": values[:, 2]})
-    return frame
+    return pd.DataFrame({"id": ids, "time": values[:, 0], "mag": values[:, 1], "err": values[:, 2]})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
