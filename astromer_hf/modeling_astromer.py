@@ -199,6 +199,12 @@ def _cache_sizes() -> tuple[int, int]:
 _CACHE_SIZES: tuple[int, int] | None = None
 
 
+#: On the CPU the fused Q/K/V projection gets zero weight rows up to a multiple of this many output columns: Astromer
+#: 1's 780 columns (3 x 4 heads x 65, the rank-one mask column included) ran at about 80 GFLOP/s in oneDNN/MKL on
+#: the development machine against 120-140 for 784 (docs/benchmarks.md); the padded columns are never read.
+GEMM_COLUMN_MULTIPLE = 16
+
+
 #: The fewest windows :func:`default_inference_batch_size` puts in a slice (``python -m benchmarks`` times Astromer 1
 #: with slices of 8 windows, the earlier floor, beside the default: docs/benchmarks.md).
 MIN_INFERENCE_SLICE = 32
@@ -508,12 +514,16 @@ class AstromerAttention(nn.Module):
         if residual_projection is not None:
             weight = torch.cat((weight, residual_projection.weight))
             bias = torch.cat((bias, residual_projection.bias))
+        columns = weight.shape[0]
+        if hidden_states.device.type == "cpu" and columns % GEMM_COLUMN_MULTIPLE:
+            padding = GEMM_COLUMN_MULTIPLE - columns % GEMM_COLUMN_MULTIPLE  # zero rows: unused output columns
+            weight, bias = nn.functional.pad(weight, (0, 0, 0, padding)), nn.functional.pad(bias, (0, padding))
         projected = nn.functional.linear(hidden_states, weight, bias)
         qkv = projected[..., : 3 * heads * width].view(batch, length, 3, heads, width)
         if extra:
             qkv[:, :, 0, :, head_dim] = (mask.query_extra / self.scaling).unsqueeze(-1).to(qkv.dtype)
             qkv[:, :, 1, :, head_dim] = mask.key_extra.unsqueeze(-1).to(qkv.dtype)
-        residual = projected[..., 3 * heads * width :] if residual_projection is not None else None
+        residual = projected[..., 3 * heads * width : columns] if residual_projection is not None else None
         query, key, value = (part.transpose(1, 2) for part in qkv.unbind(2))  # (B, H, T, width) views
         attn_mask = None if mask.bias is None else mask.bias.to(query.dtype)
         output = nn.functional.scaled_dot_product_attention(

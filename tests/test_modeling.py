@@ -155,19 +155,29 @@ def test_attention_bias_styles():
     assert build_attention_bias(hidden, "key", torch.float16)[0, 0, 0, 1] == torch.finfo(torch.float16).min
 
 
+@pytest.mark.parametrize("hidden_size", [16, 18], ids=["width16", "width18"])
 @pytest.mark.parametrize("style", STYLES, ids=lambda s: s["residual_style"])
-def test_eager_and_sdpa_attention_agree(style):
-    config = tiny_config(**style)
+def test_eager_and_sdpa_attention_agree(style, hidden_size):
+    """Same outputs and gradients; width 18 (heads of 9) makes the SDPA path's fused projection pad its columns to a
+    multiple of 16 on the CPU in every style (54 + 18 = 72 columns with Astromer 2's Linear(x) residual)."""
+    config = tiny_config(**style, hidden_size=hidden_size)
     torch.manual_seed(0)
     model = AstromerForMaskedReconstruction(config).eval()
     batch = make_batch()
-    model.set_attn_implementation("eager")
-    eager = model(**batch, output_hidden_states=True)
-    model.set_attn_implementation("sdpa")
-    sdpa = model(**batch, output_hidden_states=True)
+    outputs, gradients = {}, {}
+    for implementation in ("eager", "sdpa"):
+        model.set_attn_implementation(implementation)
+        model.zero_grad()
+        outputs[implementation] = model(**batch, output_hidden_states=True)
+        outputs[implementation].reconstruction.square().sum().backward()
+        gradients[implementation] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    eager, sdpa = outputs["eager"], outputs["sdpa"]
     for a, b in zip(eager.hidden_states, sdpa.hidden_states):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     torch.testing.assert_close(eager.reconstruction, sdpa.reconstruction, atol=1e-5, rtol=0)
+    assert gradients["eager"].keys() == gradients["sdpa"].keys() and gradients["eager"]
+    for name, grad in gradients["eager"].items():
+        torch.testing.assert_close(grad, gradients["sdpa"][name], atol=1e-4, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
