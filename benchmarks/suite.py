@@ -427,6 +427,7 @@ class Suite:
     # -- encoder forward --------------------------------------------------------------------------------------------
     def forward(self) -> None:
         from astromer_hf import AstromerModel
+        from astromer_hf import modeling_astromer as modeling
         from astromer_hf.modeling_astromer import default_inference_batch_size
 
         device, settings = self.device, self.settings
@@ -443,23 +444,27 @@ class Suite:
             flops = encoder_flops(config, settings.window)
             spec = original_spec(config, settings.window)
 
-            def make(module, autocast=False, threads=None, one_slice=False, slices=None):
+            def make(module, autocast=False, threads=None, one_slice=False, slices=None, column_multiple=None):
                 def with_batch(batch: int) -> Callable[[], float]:
                     inputs = (magnitudes[:batch], times[:batch], mask[:batch])
 
                     def call():
                         default_threads = torch.get_num_threads()
                         default_slice = module.inference_batch_size if one_slice or slices else None
+                        default_multiple = modeling.GEMM_COLUMN_MULTIPLE
                         if threads:
                             torch.set_num_threads(threads)
                         if one_slice or slices:
                             module.inference_batch_size = slices or 0
+                        if column_multiple:
+                            modeling.GEMM_COLUMN_MULTIPLE = column_multiple
                         try:
                             with torch.inference_mode(), (torch.autocast(device.type, dtype=torch.bfloat16)
                                                           if autocast else contextlib.nullcontext()):
                                 module(*inputs[:2], attention_mask=inputs[2])
                         finally:
                             torch.set_num_threads(default_threads)
+                            modeling.GEMM_COLUMN_MULTIPLE = default_multiple
                             if one_slice or slices:
                                 module.inference_batch_size = default_slice
 
@@ -480,6 +485,9 @@ class Suite:
                     if torch.get_num_threads() > 1:
                         variants.append(Variant("fp32, 1 thread", make(model, threads=1)(batch), batch,
                                                 note=f"default: {torch.get_num_threads()} threads"))
+                    variants.append(Variant("fp32, Q/K/V columns unpadded", make(model, column_multiple=1)(batch),
+                                            batch, note=f"GEMM_COLUMN_MULTIPLE = 1 (default "
+                                            f"{modeling.GEMM_COLUMN_MULTIPLE}: 780 -> 784 columns)"))
                 bf16_makers = (("bf16 autocast", make(model, autocast=True)), ("bf16 model", make(bf16_model)))
                 for label, maker in bf16_makers if self.native_bf16 or batch == settings.batches[0] else ():
                     size, note = (capped_batch(maker, batch, settings.max_call_seconds) if self.probe else (batch, ""))

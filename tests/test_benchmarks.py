@@ -42,6 +42,7 @@ def test_quick_run_measures_every_task(quick_run):
     forward = {(row["model"], row["variant"]) for row in rows_of(results, "encoder forward")}
     for model in ("A1", "A2"):
         assert {(model, "fp32"), (model, "bf16 autocast"), (model, "bf16 model")} <= forward
+    assert ("A1", "fp32, Q/K/V columns unpadded") in forward  # the CPU settings' variants, timed beside the default
     assert {row["variant"] for row in rows_of(results, "embed path")} == {
         "embed() fp32", "embed() fp32, full padding", "embed() bf16 autocast"}
     assert len(rows_of(results, "data path")) == 1
