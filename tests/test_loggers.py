@@ -373,7 +373,10 @@ def test_wandb_fit_run_is_finished_and_wrote_no_config_yaml(wandb_fit) -> None:
     assert "config.yaml" not in run["files"] and "config.yaml" not in run["saved_files"]
 
 
-def test_logging_after_finalize_resumes_the_same_run_id(tmp_path: Path) -> None:
+def test_logging_after_finalize_resumes_the_same_run_id(tmp_path: Path, monkeypatch, capfd) -> None:
+    from wandb.errors import term
+
+    monkeypatch.setattr(term, "_printed_messages", set())  # wandb prints a warning once per process: show it again
     logger = AstromerWandbLogger(save_dir=tmp_path, name="resumed", mode="offline")
     logger.log_metrics({"train/loss": 1.0}, step=0)
     logger.finalize("success")  # e.g. the end of Trainer.fit
@@ -385,6 +388,8 @@ def test_logging_after_finalize_resumes_the_same_run_id(tmp_path: Path) -> None:
     assert first["run"]["id"] == second["run"]["id"] == run_id
     assert metric_values(first, "train/loss") == [1.0] and metric_values(second, "test/loss") == [2.0]
     assert first["finished"] and second["finished"]
+    # neither start passes wandb.init an unset setting it warns about ("The anonymous setting has no effect")
+    assert "anonymous" not in capfd.readouterr().err
 
 
 def test_disabled_mode_logs_nothing_and_never_fails(tmp_path: Path) -> None:

@@ -98,6 +98,15 @@ def resolve_wandb_mode(mode: str = "auto", online_timeout: float = 3.0) -> tuple
     return "online", f"credentials found and {address[0]}:{address[1]} reachable"
 
 
+def _leave_anonymous_unset(logger: WandbLogger) -> WandbLogger:
+    """Lightning's logger hands ``wandb.init`` ``anonymous=None`` when no ``anonymous`` is given, and wandb >= 0.31
+    prints "The anonymous setting has no effect" for any value it is given, at every run: leave it out when unset."""
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous", False) is None:
+        del init["anonymous"]
+    return logger
+
+
 class AstromerWandbLogger(WandbLogger):
     """Lightning's :class:`~lightning.pytorch.loggers.WandbLogger` whose ``mode`` (``"auto"``, ``"online"``,
     ``"offline"``, ``"disabled"``) is resolved by :func:`resolve_wandb_mode` on first use, before ``wandb.init``. An
@@ -120,6 +129,7 @@ class AstromerWandbLogger(WandbLogger):
         self._init_args = dict(name=name, save_dir=os.fspath(save_dir), project=project, settings=self._settings,
                                **{key: value for key, value in kwargs.items() if value is not None})
         super().__init__(version=version, **self._init_args)
+        _leave_anonymous_unset(self)
         self._run: Any = None  # the live run: None before the first start and after each finish
         self._finished = False
         self.run_dir: Path | None = None  # local directory of the current (or last) run; None when disabled
@@ -143,7 +153,7 @@ class AstromerWandbLogger(WandbLogger):
         if not self._finished:
             return super().experiment  # the stock logger's wandb.init and metric definitions
         # the stock logger holds on to a finished run: a new stock logger starts the same run id again
-        return WandbLogger(version=self.version, **self._init_args).experiment
+        return _leave_anonymous_unset(WandbLogger(version=self.version, **self._init_args)).experiment
 
     @property
     @rank_zero_experiment
