@@ -442,8 +442,9 @@ class AstromerAttention(nn.Module):
 
     The weights are stored as the four separate projections of the original (``q_proj``, ``k_proj``, ``v_proj``,
     ``out_proj``: the checkpoint format). The SDPA path (:meth:`fused_forward`) concatenates them at run time into
-    one ``(3D, D)`` projection, a GEMM three times as wide, and reads queries, keys and values as strided views of its
-    output; gradients flow back to the separate weights.
+    one ``(3D, D)`` projection, a GEMM three times as wide (on the CPU with zero rows up to a multiple of
+    :data:`GEMM_COLUMN_MULTIPLE`), and reads queries, keys and values as strided views of its output; gradients flow
+    back to the separate weights.
     """
 
     is_causal = False
