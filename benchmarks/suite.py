@@ -485,9 +485,12 @@ class Suite:
                     if torch.get_num_threads() > 1:
                         variants.append(Variant("fp32, 1 thread", make(model, threads=1)(batch), batch,
                                                 note=f"default: {torch.get_num_threads()} threads"))
+                    multiple = modeling.GEMM_COLUMN_MULTIPLE
+                    columns = 3 * config.num_attention_heads * (config.head_dim + 1)  # one mask column per head
+                    padded = -(-columns // multiple) * multiple
                     variants.append(Variant("fp32, Q/K/V columns unpadded", make(model, column_multiple=1)(batch),
-                                            batch, note=f"GEMM_COLUMN_MULTIPLE = 1 (default "
-                                            f"{modeling.GEMM_COLUMN_MULTIPLE}: 780 -> 784 columns)"))
+                                            batch, note=f"GEMM_COLUMN_MULTIPLE = 1 (default {multiple}: {columns} "
+                                            f"-> {padded} columns)"))
                 bf16_makers = (("bf16 autocast", make(model, autocast=True)), ("bf16 model", make(bf16_model)))
                 for label, maker in bf16_makers if self.native_bf16 or batch == settings.batches[0] else ():
                     size, note = (capped_batch(maker, batch, settings.max_call_seconds) if self.probe else (batch, ""))

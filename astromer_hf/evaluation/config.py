@@ -265,7 +265,8 @@ class EvaluationConfig:
             others: a run stopped part-way goes on where it stopped, and a finished run gains methods, SPCs or folds
             without computing its cells again. The settings a cell's score depends on must be those of the stored run
             (the error names any that differ); ``methods``, ``spc``, ``folds``, ``output``, ``wandb``, ``device``,
-            ``torch_threads``, ``embedding_batch_size`` and ``map_method`` may change, and a model may be added.
+            ``torch_threads``, ``embedding_batch_size``, ``map_method`` and ``model_recipes`` may change, and a model
+            may be added.
         wandb: log the results to Weights & Biases: ``{project: astromer_hf, name: eval, mode: auto}`` (keywords of
             :class:`~astromer_hf.training.AstromerWandbLogger`); None logs nothing.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
