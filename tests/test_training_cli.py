@@ -307,16 +307,31 @@ def _steps_per_epoch(uninterrupted_runs: dict) -> int:
 
 @pytest.fixture(scope="module")
 def uninterrupted_runs(tmp_path_factory):
-    """Uninterrupted tiny quickstart runs, one per limit, that the killed-and-resumed runs must reproduce."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_", "HUGGING"))}
-    runs = {}
-    for limit in (["--trainer.max_steps", "40"], ["--trainer.max_epochs", "3"]):
-        workdir = tmp_path_factory.mktemp("straight")
-        (workdir / "home").mkdir()
-        run_env = {**env, "HOME": str(workdir / "home"), "NETRC": str(workdir / "home" / "netrc")}
-        result = _tiny_run(_tiny_recipe(workdir), workdir, run_env, limit)
-        (workdir / "stdout.txt").write_text(result.stdout)
-        runs[limit[0]] = workdir
+    """Uninterrupted tiny quickstart runs, one per limit, that the killed-and-resumed runs must reproduce.
+
+    Made once per test session: under pytest-xdist the first worker that needs them runs them in the session's
+    shared temporary folder (the parent of the workers' own) while holding a file lock, and the others read them
+    (each pair of runs costs ~45 s of CPU)."""
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / "uninterrupted-runs"
+    limits = (["--trainer.max_steps", "40"], ["--trainer.max_epochs", "3"])
+    runs = {limit[0]: folder / limit[0].removeprefix("--trainer.") for limit in limits}
+    with FileLock(str(shared / "uninterrupted-runs.lock")):
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed half-way left
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HF_", "HUGGING"))}
+            for limit in limits:
+                workdir = runs[limit[0]]
+                (workdir / "home").mkdir(parents=True, exist_ok=True)
+                run_env = {**env, "HOME": str(workdir / "home"), "NETRC": str(workdir / "home" / "netrc")}
+                result = _tiny_run(_tiny_recipe(workdir), workdir, run_env, limit)
+                (workdir / "stdout.txt").write_text(result.stdout)
+            (folder / "done").touch()
     return runs
 
 
