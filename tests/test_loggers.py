@@ -551,6 +551,30 @@ def test_log_figure_to_tensorboard_writes_an_image_summary(tmp_path: Path) -> No
     assert image.step == 3 and image.encoded_image_string[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_figure_logged_by_two_loggers_is_drawn_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    """The recipes log each figure to W&B (pixels from ``figure_to_array``) and then to the CSV logger (a PNG): the
+    PNG is written from the pixels already rendered, identical to them, and a figure changed since is drawn anew."""
+    from matplotlib.image import imread
+
+    from astromer_hf.training.figures import figure_to_array
+
+    logger = CSVLogger(save_dir=tmp_path, name="csv")
+    figure = confusion_matrix_figure(np.eye(2), ["a", "b"])
+    draws = []
+    figure.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    pixels = figure_to_array(figure)  # what log_figure hands W&B
+    path = log_figure(logger, "val/confusion", figure, step=1, close=False)
+    assert len(draws) == 1
+    np.testing.assert_array_equal((imread(path)[..., :3] * 255).round().astype(np.uint8), pixels)
+
+    figure.axes[0].set_title("changed")
+    changed = log_figure(logger, "val/confusion", figure, step=2, close=False)
+    assert len(draws) > 1
+    assert not np.array_equal(imread(changed)[..., :3], imread(path)[..., :3])
+    # savefig drew the changed figure (and left it not stale): the pixels of before are not handed out as its own
+    np.testing.assert_array_equal(figure_to_array(figure), (imread(changed)[..., :3] * 255).round().astype(np.uint8))
+
+
 def test_log_figure_to_csv_logger_writes_a_png(tmp_path: Path) -> None:
     logger = CSVLogger(save_dir=tmp_path, name="csv")
     figure = confusion_matrix_figure(np.eye(2), ["a", "b"])
