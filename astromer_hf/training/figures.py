@@ -60,8 +60,8 @@ def _as_windows(value: Any, name: str) -> np.ndarray:
     return array
 
 
-#: Attributes of a figure: :func:`figure_to_array`'s last rendering and the figure's number of draws at that time,
-#: and the number of times the figure has been drawn by anything (counted from the first ``figure_to_array``).
+#: Attributes kept on a figure: :func:`figure_to_array`'s last rendering with the draw count it was made at, and
+#: how many times anything has drawn the figure (counted by a ``draw_event`` callback from its first rendering).
 _PIXELS, _DRAWS = "_astromer_hf_pixels", "_astromer_hf_draws"
 
 
