@@ -23,7 +23,6 @@ __all__ = [
     "learning_curve_figure",
     "confusion_matrix_figure",
     "figure_to_array",
-    "rendered_pixels",
     "reconstruction_figure",
 ]
 
@@ -73,28 +72,19 @@ def _count_draws(event) -> None:
 def figure_to_array(figure: Figure) -> np.ndarray:
     """Render ``figure`` with the Agg canvas and return its pixels as a ``uint8`` array ``[height, width, 3]``.
 
-    The pixels stay with the figure until it changes or is drawn again: the loggers of one step (W&B and the CSV
-    logger's PNG in the recipes) draw a figure once between them (see :func:`rendered_pixels`)."""
-    kept = rendered_pixels(figure)
-    if kept is None:
+    The pixels stay with the figure until it changes (matplotlib marks it stale) or anything draws it again
+    (``savefig``...): the loggers of one step (W&B and the CSV logger's PNG in the recipes) draw a figure once
+    between them."""
+    kept = getattr(figure, _PIXELS, None)
+    if kept is None or figure.stale or kept[1] != getattr(figure, _DRAWS, None):
         if not hasattr(figure, _DRAWS):  # the callbacks belong to the figure: they outlive its canvases
             setattr(figure, _DRAWS, 0)
             figure.canvas.mpl_connect("draw_event", _count_draws)
         canvas = FigureCanvasAgg(figure)
         canvas.draw()
-        kept = np.array(canvas.buffer_rgba(), dtype=np.uint8)[..., :3]
-        setattr(figure, _PIXELS, (kept, getattr(figure, _DRAWS)))
-    return kept.copy()
-
-
-def rendered_pixels(figure: Figure) -> np.ndarray | None:
-    """The pixels of :func:`figure_to_array`'s last rendering of ``figure`` (not a copy: do not modify), or ``None``
-    when it has not rendered the figure, or the figure has changed (matplotlib marks it stale) or been drawn
-    (``savefig``...) since."""
-    kept = getattr(figure, _PIXELS, None)
-    if kept is None or figure.stale or kept[1] != getattr(figure, _DRAWS, None):
-        return None
-    return kept[0]
+        kept = (np.array(canvas.buffer_rgba(), dtype=np.uint8)[..., :3], getattr(figure, _DRAWS))
+        setattr(figure, _PIXELS, kept)
+    return kept[0].copy()
 
 
 def _window_rmse(labels: np.ndarray, predictions: np.ndarray, probed: np.ndarray) -> float:
