@@ -20,7 +20,8 @@ import astromer_hf
 from astromer_hf import AstromerConfig, AstromerForMaskedReconstruction
 from astromer_hf.data.splits import few_shot_splits
 from astromer_hf.evaluation import protocol as protocol_module
-from astromer_hf.evaluation.config import METHODS, WINDOW_METHODS, config_from_mapping, parse_evaluation_args
+from astromer_hf.evaluation.config import (METHODS, WINDOW_METHODS, HybridSettings, config_from_mapping,
+                                          parse_evaluation_args)
 
 REPO = Path(__file__).resolve().parents[1]
 SPC = [5, 10]
@@ -133,6 +134,8 @@ def test_every_method_fills_the_table(evaluation):
     assert np.mean(features) > 0.3
     finetuned = [c for c in cells if c["method"] == "finetuned_skip_mlp"]
     assert all(c["finetuning"]["val_rmse"] for c in finetuned)
+    # each hybrid cell records the regularisation its combining regression chose among hybrid.Cs
+    assert all(c["hybrid_C"] in HybridSettings().Cs for c in cells if c["method"] == "hybrid_rf")
 
 
 def test_output_files(evaluation):
@@ -296,6 +299,8 @@ def test_results_logged_to_wandb(evaluation):
         ({"end_to_end": {"encoder_lr": 0}}, r"end_to_end.encoder_lr must be a positive number, got 0"),
         ({"head": {"standardize": "yes"}}, r"head.standardize must be true or false, got 'yes'"),
         ({"end_to_end": {"dropout": 1}}, r"end_to_end.dropout must be a number in \[0, 1\), got 1"),
+        ({"hybrid": {"Cs": []}}, r"hybrid.Cs must be a non-empty list of positive numbers, got \[\]"),
+        ({"hybrid": {"Cs": [1.0, -2]}}, r"every value of hybrid.Cs must be a positive number, got -2"),
     ],
 )
 def test_bad_configurations_are_refused(overrides, message, tmp_path):
@@ -587,3 +592,24 @@ def test_the_stacked_hybrid_combines_what_each_side_knows_and_ignores_an_uninfor
 
     with pytest.raises(ValueError, match="at least 2 training curves in every class"):
         stacked_hybrid(forest, ProbeSettings(), 6, 0, min_class_count=1)
+
+
+def test_the_hybrids_combining_regression_is_regularised_as_cross_validation_chooses():
+    """The combining regression's C is the candidate of hybrid.Cs with the best cross-validated log loss on the
+    out-of-fold probabilities: the least regularisation when one model is right and confident on every curve (its
+    probabilities can then be trusted as far as the candidates allow), a given single candidate as it is."""
+    from astromer_hf.evaluation.baselines import stacked_hybrid
+    from astromer_hf.evaluation.config import ForestSettings, HybridSettings, ProbeSettings
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 30)
+    features = rng.normal(size=(len(labels), 4)) + 6.0 * labels[:, None]  # every class far apart
+    X = np.hstack([features, rng.normal(size=(len(labels), 8))])
+    forest = ForestSettings(n_estimators=30, n_jobs=1)
+
+    def chosen(Cs):
+        hybrid = stacked_hybrid(forest, ProbeSettings(), 4, 0, min_class_count=30, hybrid=HybridSettings(Cs=Cs))
+        return hybrid.fit(X, labels).final_estimator_.best_params_["C"]
+
+    assert chosen([0.001, 0.1, 10.0]) == 10.0
+    assert chosen([0.05]) == 0.05

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .config import ForestSettings, GRUSettings, ProbeSettings
+from .config import ForestSettings, GRUSettings, HybridSettings, ProbeSettings
 from .training import FitHistory, fit_window_classifier, predict_windows
 
 def random_forest(settings: ForestSettings, seed: int) -> Pipeline:
@@ -51,7 +51,8 @@ def linear_probe(settings: ProbeSettings, seed: int) -> Pipeline:
 
 
 def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int, seed: int,
-                   max_folds: int = 5, min_class_count: int | None = None) -> StackingClassifier:
+                   max_folds: int = 5, min_class_count: int | None = None,
+                   hybrid: HybridSettings | None = None) -> StackingClassifier:
     """The ``hybrid_rf`` classifier: stacking (Wolpert 1992, "Stacked generalization", Neural Networks 5, 241) of the
     :func:`random_forest` on the classical features and the :func:`linear_probe` on the Astromer embedding, with a
     multinomial logistic regression on their class probabilities (scikit-learn's ``StackingClassifier``).
@@ -59,7 +60,11 @@ def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int
     It reads one matrix per curve: the ``n_features`` classical features, then the embedding. The combining
     regression learns from out-of-fold probabilities (stratified folds, at most ``max_folds``, at most the smallest
     class's ``min_class_count``: each training curve's come from models that never saw it), so it learns how far to
-    trust each model on curves they did not fit; the two models are then refitted on all the training curves.
+    trust each model on curves they did not fit; the two models are then refitted on all the training curves. Its
+    regularisation is chosen among ``hybrid.Cs`` (:class:`~astromer_hf.evaluation.config.HybridSettings`) by
+    cross-validated log loss on those out-of-fold probabilities, in the same folds. (It was the probe's fixed
+    ``C = 1``; on the simulator the cross-validation picks 10 to 32, the regression trusting the two models' sharper
+    probabilities more, and scored as high or higher in every cell measured: docs/tutorials/embed_and_classify.md.)
     When the embedding carries no class information its probabilities get little weight and the hybrid stays near
     the features alone; when it carries what the features miss, the hybrid gains.
 
@@ -67,7 +72,9 @@ def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int
     few dozen informative classical features 256 weakly informative embedding channels dilute them (measured on the
     simulator: the concatenation scores below the classical features alone)."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    hybrid = HybridSettings() if hybrid is None else hybrid
 
     folds = max_folds if min_class_count is None else min(max_folds, int(min_class_count))
     if folds < 2:
@@ -82,7 +89,9 @@ def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int
                                 ("forest", random_forest(forest, seed))])),
          ("astromer", Pipeline([("columns", columns("embedding", slice(n_features, None))),
                                 ("probe", linear_probe(probe, seed))]))],
-        final_estimator=LogisticRegression(C=probe.C, max_iter=probe.max_iter, random_state=seed),
+        final_estimator=GridSearchCV(LogisticRegression(max_iter=probe.max_iter, random_state=seed),
+                                     {"C": [float(value) for value in hybrid.Cs]}, scoring="neg_log_loss",
+                                     cv=StratifiedKFold(folds, shuffle=True, random_state=seed)),
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed), stack_method="predict_proba",
     )
 

@@ -240,6 +240,27 @@ class ProbeSettings:
 
 
 @dataclass
+class HybridSettings:
+    """The combining regression of ``hybrid_rf``: a multinomial ``LogisticRegression`` on the two models' out-of-fold
+    class probabilities, its inverse L2 regularisation strength chosen among ``Cs`` by cross-validated log loss on
+    those same probabilities (scikit-learn's ``GridSearchCV``; the folds of the stacking), then refitted on all of
+    them.
+
+    Args:
+        Cs: the candidate inverse regularisation strengths.
+    """
+
+    Cs: list[float] = field(default_factory=lambda: [0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162, 10.0,
+                                                     31.62, 100.0])  # half decades
+
+    def check(self, section: str) -> None:
+        _require(isinstance(self.Cs, (list, tuple)) and len(self.Cs) > 0,
+                 f"{section}.Cs must be a non-empty list of positive numbers, got {self.Cs!r}")
+        for value in self.Cs:
+            _positive_number(value, f"every value of {section}.Cs")
+
+
+@dataclass
 class EvaluationConfig:
     """The few-shot evaluation of ``astromer evaluate`` (docs/evaluation.md).
 
@@ -276,7 +297,8 @@ class EvaluationConfig:
         embedding_batch_size: windows per forward pass when embedding.
         map_method: the 2-D map of the embeddings: ``"auto"`` (UMAP when umap-learn is installed, else t-SNE),
             ``"umap"`` or ``"tsne"``.
-        features, forest, probe, head, finetune, end_to_end, gru: settings of each method (see their classes).
+        features, forest, probe, hybrid, head, finetune, end_to_end, gru: settings of each method (see their
+            classes).
     """
 
     data: str = "data/synthetic-eval"
@@ -302,6 +324,7 @@ class EvaluationConfig:
     features: FeatureSettings = field(default_factory=FeatureSettings)
     forest: ForestSettings = field(default_factory=ForestSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    hybrid: HybridSettings = field(default_factory=HybridSettings)
     head: HeadSettings = field(default_factory=HeadSettings)
     finetune: FineTuningSettings = field(default_factory=FineTuningSettings)
     end_to_end: EndToEndSettings = field(default_factory=EndToEndSettings)
@@ -366,7 +389,7 @@ class EvaluationConfig:
         _positive_int(self.embedding_batch_size, "embedding_batch_size")
         _require(self.map_method in ("auto", "umap", "tsne"),
                  f"map_method must be 'auto', 'umap' or 'tsne', got {self.map_method!r}")
-        for section in ("features", "forest", "probe", "head", "finetune", "end_to_end", "gru"):
+        for section in ("features", "forest", "probe", "hybrid", "head", "finetune", "end_to_end", "gru"):
             getattr(self, section).check(section)
 
     def method_rows(self) -> list[tuple[str, str, str | None]]:
@@ -390,7 +413,8 @@ class EvaluationConfig:
 
 def config_from_mapping(values: dict[str, Any]) -> EvaluationConfig:
     """An :class:`EvaluationConfig` from plain values (the nested sections as mappings), refusing unknown keys."""
-    sections = {"features": FeatureSettings, "forest": ForestSettings, "probe": ProbeSettings, "head": HeadSettings,
+    sections = {"features": FeatureSettings, "forest": ForestSettings, "probe": ProbeSettings, "hybrid": HybridSettings,
+                "head": HeadSettings,
                 "finetune": FineTuningSettings, "end_to_end": EndToEndSettings, "gru": GRUSettings}
     known = {item.name for item in fields(EvaluationConfig)}
     unknown = sorted(set(values) - known)

@@ -424,8 +424,9 @@ class Evaluation:
         X = np.hstack([features, self.embeddings(model_name)])
         counts = np.bincount(self.labels[train], minlength=self.n_classes)
         hybrid = stacked_hybrid(self.config.forest, self.config.probe, features.shape[1], seed,
-                                min_class_count=counts[counts > 0].min())
-        return self._fit_predict(hybrid, X, train, test), None, {}
+                                min_class_count=counts[counts > 0].min(), hybrid=self.config.hybrid)
+        scores = self._fit_predict(hybrid, X, train, test)
+        return scores, None, {"hybrid_C": float(hybrid.final_estimator_.best_params_["C"])}
 
     def _linear_probe(self, train, validation, test, seed, model_name, random: bool = False):
         from .baselines import linear_probe
