@@ -255,7 +255,7 @@ SMALL: dict[str, list[tuple[str, str]]] = {
     "README.md": [("n_curves=20000", "n_curves=40")],
     "docs/data.md": [("n_curves=20000", "n_curves=40")],
     "docs/tutorials/prepare_survey.md": [("n_curves=2000", "n_curves=160")],
-    "docs/tutorials/embed_and_classify.md": [("n_per_class=25", "n_per_class=5"), ("cv=5", "cv=2"), ("RandomForestClassifier(500,", "RandomForestClassifier(20,")],
+    "docs/tutorials/embed_and_classify.md": [("n_per_class=25", "n_per_class=5")],
     "docs/tutorials/pretrain.md": [
         ("max_epochs: 20", "max_epochs: 1"),
         ("config_overrides: {num_hidden_layers: 2, hidden_size: 128, intermediate_size: 256, residual_style: identity}",

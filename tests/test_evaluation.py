@@ -223,6 +223,11 @@ def test_classical_features_from_the_light_curve_package():
     transformer = LightCurveFeatures(frequency_grid=12, n_jobs=1).fit(curves)
     assert list(transformer.get_feature_names_out()) == names
     np.testing.assert_array_equal(transformer.transform(curves), features[:6])
+    # whatever embed() reads, in the same order: a survey-schema Dataset, chunk by chunk, gives the same rows
+    rows = [{"object_id": str(i), "time": c[:, 0], "mag": c[:, 1], "mag_err": c[:, 2]}
+            for i, c in enumerate([*curves, short, flat])]
+    dataset = datasets.Dataset.from_list(rows)
+    np.testing.assert_array_equal(compute_features(dataset, settings, chunk_size=3), features)
 
 
 def test_featurizer_in_a_sklearn_pipeline(prepared, tiny_model):
@@ -613,3 +618,49 @@ def test_the_hybrids_combining_regression_is_regularised_as_cross_validation_cho
 
     assert chosen([0.001, 0.1, 10.0]) == 10.0
     assert chosen([0.05]) == 0.05
+
+
+def test_the_hybrid_classifier_is_the_evaluations_hybrid_on_raw_curves(prepared, tiny_model, monkeypatch):
+    """HybridClassifier fits the evaluation's stacked hybrid on raw curves: the same predictions as stacked_hybrid on
+    the features and embeddings side by side, each computed once per call (not once per fold of the stacking), from
+    any input embed() reads."""
+    from sklearn.base import clone
+
+    from astromer_hf.evaluation import HybridClassifier, compute_features
+    from astromer_hf.evaluation.baselines import stacked_hybrid
+    from astromer_hf.evaluation.config import FeatureSettings, ForestSettings, ProbeSettings
+
+    split = datasets.load_from_disk(str(prepared))["train"].select(range(96))
+    curves = [np.stack([np.asarray(r["time"]), np.asarray(r["mag"]), np.asarray(r["mag_err"])], axis=1) for r in split]
+    labels = np.asarray(split["label"])
+    train, test = np.arange(64), np.arange(64, 96)
+    assert np.bincount(labels[train]).min() >= 2
+
+    calls = []
+    real_embed = astromer_hf.embed
+    monkeypatch.setattr(astromer_hf, "embed", lambda curves, **kwargs: calls.append(1) or real_embed(curves, **kwargs))
+    hybrid = HybridClassifier(str(tiny_model), n_estimators=30, frequency_grid=12, n_jobs=1, device="cpu",
+                              random_state=3)
+    hybrid.fit([curves[i] for i in train], labels[train])
+    assert len(calls) == 1  # a StackingClassifier over the two raw-curve pipelines embeds six times
+    probabilities = hybrid.predict_proba([curves[i] for i in test])
+    assert probabilities.shape == (len(test), len(hybrid.classes_))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+    def matrix(rows):
+        chosen = [curves[i] for i in rows]
+        embedded = real_embed(chosen, model=str(tiny_model), device="cpu", progress=False).vectors
+        return np.hstack([compute_features(chosen, FeatureSettings(frequency_grid=12, n_jobs=1)), embedded])
+
+    by_hand = stacked_hybrid(ForestSettings(n_estimators=30, n_jobs=1), ProbeSettings(), hybrid.n_classical_features_,
+                             3, min_class_count=np.bincount(labels[train]).min()).fit(matrix(train), labels[train])
+    np.testing.assert_allclose(probabilities, by_hand.predict_proba(matrix(test)), rtol=1e-6, atol=1e-9)
+    assert hybrid.stack_.final_estimator_.best_params_["C"] == by_hand.final_estimator_.best_params_["C"]
+    # a prepared dataset goes in as it is; the estimator clones like any scikit-learn one
+    np.testing.assert_allclose(hybrid.predict_proba(split.select(test)), probabilities, rtol=1e-5, atol=1e-7)
+    assert clone(hybrid).get_params()["random_state"] == 3
+
+    with pytest.raises(ValueError, match=r"HybridClassifier: every class needs at least 2 training curves .* has 1"):
+        HybridClassifier(str(tiny_model), n_jobs=1, device="cpu").fit(curves[:3], [0, 0, 1])
+    with pytest.raises(ValueError, match=r"HybridClassifier.Cs must be a non-empty list of positive numbers"):
+        HybridClassifier(str(tiny_model), Cs=[], n_jobs=1).fit(curves[:4], [0, 0, 1, 1])

@@ -11,7 +11,8 @@ and the run), :mod:`~astromer_hf.evaluation.features` (the light-curve package's
 :mod:`~astromer_hf.evaluation.baselines` (random forest, linear probe, raw GRU),
 :mod:`~astromer_hf.evaluation.astromer_methods` (the Astromer rows), :mod:`~astromer_hf.evaluation.training` (the
 small training loop), :mod:`~astromer_hf.evaluation.report` (tables and figures),
-:mod:`~astromer_hf.evaluation.featurizer` (:class:`AstromerFeaturizer`).
+:mod:`~astromer_hf.evaluation.featurizer` (:class:`AstromerFeaturizer`), :mod:`~astromer_hf.evaluation.hybrid`
+(:class:`HybridClassifier`: features and embeddings stacked, on raw curves).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXPORTS = {
     "run_evaluation": "protocol",
     "EvaluationResult": "protocol",
     "AstromerFeaturizer": "featurizer",
+    "HybridClassifier": "hybrid",
     "LightCurveFeatures": "features",
     "compute_features": "features",
 }
@@ -50,4 +52,5 @@ if TYPE_CHECKING:
     from .config import METHODS, EvaluationConfig, config_from_mapping
     from .features import LightCurveFeatures, compute_features
     from .featurizer import AstromerFeaturizer
+    from .hybrid import HybridClassifier
     from .protocol import EvaluationResult, run_evaluation

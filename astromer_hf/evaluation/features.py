@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..lightcurves import RaggedCurves, as_lightcurves, select_clean_rows
+from ..lightcurves import select_clean_rows
 from .config import FeatureSettings
 
 
@@ -78,27 +78,31 @@ def feature_names(settings: FeatureSettings | None = None) -> list[str]:
     return list(feature_extractor(settings).names)
 
 
-def compute_features(curves: Any, settings: FeatureSettings | None = None) -> np.ndarray:
+def compute_features(curves: Any, settings: FeatureSettings | None = None, chunk_size: int = 2048) -> np.ndarray:
     """float64 ``(C, F)`` features of the curves, in input order, NaN where a feature (or a whole cleaned-away
     curve) could not be computed; infinities are turned into NaN too.
 
-    ``curves``: anything :func:`astromer_hf.lightcurves.as_lightcurves` reads (a list of ``(N, 3)`` arrays
-    ``[time, mag, err]``, a dict of columns, a long DataFrame).
+    ``curves``: anything :func:`astromer_hf.embed` reads, in the same order: a list of ``(N, 3)`` arrays
+    ``[time, mag, err]``, a dict of columns, a long DataFrame or astropy ``Table``, one-curve files or their folder,
+    or a ``datasets.Dataset`` / ``DatasetDict`` in the survey schema, read ``chunk_size`` curves at a time.
     """
+    from ..embedding import _source  # the readers embed() uses, so the two agree on which curve is which row
+
     settings = settings or FeatureSettings()
     extractor = feature_extractor(settings)
-    parsed = as_lightcurves(curves)
-    ragged = RaggedCurves.from_list(parsed.curves)
-    rows, kept, lengths, _ = select_clean_rows(ragged)
-    out = np.full((ragged.n_curves, len(extractor.names)), np.nan)
-    if len(kept):
-        values = ragged.values[rows]
+    source = _source(curves, chunk_size)
+    out = np.full((source.n_curves, len(extractor.names)), np.nan)
+    for chunk in source.chunks():
+        rows, kept, lengths, _ = select_clean_rows(chunk.curves)
+        if not len(kept):
+            continue
+        values = chunk.curves.values[rows]
         bounds = np.concatenate([[0], np.cumsum(lengths)])
         triples = [
             tuple(np.ascontiguousarray(values[start:stop, column]) for column in range(3))
             for start, stop in zip(bounds[:-1], bounds[1:])
         ]
-        out[kept] = extractor.many(triples, fill_value=np.nan, sorted=True, n_jobs=settings.n_jobs)
+        out[chunk.start + kept] = extractor.many(triples, fill_value=np.nan, sorted=True, n_jobs=settings.n_jobs)
     out[~np.isfinite(out)] = np.nan
     return out
 
@@ -107,7 +111,8 @@ class LightCurveFeatures(TransformerMixin, BaseEstimator):
     """The classical features as a scikit-learn transformer: ``transform(curves)`` is :func:`compute_features`.
 
     Stateless (``fit`` only records the output width), so it composes with :class:`AstromerFeaturizer` in a
-    ``FeatureUnion`` (the evaluation's hybrid) and with an imputer and a classifier in a ``Pipeline``.
+    ``FeatureUnion`` and with an imputer and a classifier in a ``Pipeline``;
+    :class:`~astromer_hf.evaluation.hybrid.HybridClassifier` stacks the two.
 
     Args:
         min_period, frequency_grid, periodogram_peaks, n_jobs: as
