@@ -84,15 +84,16 @@ def stacked_hybrid(forest: ForestSettings, probe: ProbeSettings, n_features: int
     def columns(name: str, selection: slice) -> ColumnTransformer:
         return ColumnTransformer([(name, "passthrough", selection)])
 
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)  # the out-of-fold predictions' and the C search's
+
     return StackingClassifier(
         [("features", Pipeline([("columns", columns("features", slice(0, n_features))),
                                 ("forest", random_forest(forest, seed))])),
          ("astromer", Pipeline([("columns", columns("embedding", slice(n_features, None))),
                                 ("probe", linear_probe(probe, seed))]))],
         final_estimator=GridSearchCV(LogisticRegression(max_iter=probe.max_iter, random_state=seed),
-                                     {"C": [float(value) for value in hybrid.Cs]}, scoring="neg_log_loss",
-                                     cv=StratifiedKFold(folds, shuffle=True, random_state=seed)),
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), stack_method="predict_proba",
+                                     {"C": [float(value) for value in hybrid.Cs]}, scoring="neg_log_loss", cv=cv),
+        cv=cv, stack_method="predict_proba",
     )
 
 

@@ -414,8 +414,7 @@ class EvaluationConfig:
 def config_from_mapping(values: dict[str, Any]) -> EvaluationConfig:
     """An :class:`EvaluationConfig` from plain values (the nested sections as mappings), refusing unknown keys."""
     sections = {"features": FeatureSettings, "forest": ForestSettings, "probe": ProbeSettings, "hybrid": HybridSettings,
-                "head": HeadSettings,
-                "finetune": FineTuningSettings, "end_to_end": EndToEndSettings, "gru": GRUSettings}
+                "head": HeadSettings, "finetune": FineTuningSettings, "end_to_end": EndToEndSettings, "gru": GRUSettings}
     known = {item.name for item in fields(EvaluationConfig)}
     unknown = sorted(set(values) - known)
     _require(not unknown, f"unknown setting(s) {unknown}; the settings are {sorted(known)}")

@@ -8,8 +8,8 @@ It computes the classical features (:class:`~astromer_hf.evaluation.features.Lig
 Astromer embeddings (:class:`~astromer_hf.evaluation.featurizer.AstromerFeaturizer`) once per call, side by side, and
 hands the matrix to :func:`~astromer_hf.evaluation.baselines.stacked_hybrid`: the features' random forest and the
 embeddings' standardised linear probe, stacked by a logistic regression on their out-of-fold class probabilities.
-A ``StackingClassifier`` built on the two raw-curve pipelines (the tutorial's first form) gives the same kind of model,
-but embeds and featurises the training curves again for every fold of the stacking: six times with five folds.
+A ``StackingClassifier`` built on the two raw-curve pipelines gives the same kind of model, but embeds and
+featurises the training curves again for every fold of the stacking: six times with five folds.
 """
 
 from __future__ import annotations
