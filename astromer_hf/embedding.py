@@ -764,6 +764,7 @@ def load_encoder(model: Any, *, pooling: str = "mean"):
     from transformers import AutoConfig
 
     from .configuration_astromer import AstromerConfig
+    from .loading_bars import weight_loading_bars_hidden
     from .modeling_astromer import AstromerForLightCurveClassification, AstromerModel
     from .releases import resolve_name_or_path
 
@@ -773,12 +774,13 @@ def load_encoder(model: Any, *, pooling: str = "mean"):
         raise ValueError(f"{model} holds a {getattr(config, 'model_type', type(config).__name__)!r} model, not an "
                          "Astromer model")
     weights = None
-    if (pooling == "gamma" and config.classifier_pooling == "skip"
-            and "AstromerForLightCurveClassification" in (config.architectures or [])):
-        classifier = AstromerForLightCurveClassification.from_pretrained(location, config=config)
-        encoder, weights = classifier.astromer, classifier.layer_weights
-    else:
-        encoder = AstromerModel.from_pretrained(location, config=config)
+    with weight_loading_bars_hidden():  # embed's own bar is the one to watch; download bars stay
+        if (pooling == "gamma" and config.classifier_pooling == "skip"
+                and "AstromerForLightCurveClassification" in (config.architectures or [])):
+            classifier = AstromerForLightCurveClassification.from_pretrained(location, config=config)
+            encoder, weights = classifier.astromer, classifier.layer_weights
+        else:
+            encoder = AstromerModel.from_pretrained(location, config=config)
 
     def processor():
         if os.path.isdir(location):

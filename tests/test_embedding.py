@@ -349,6 +349,21 @@ def tiny_folder(tmp_path_factory) -> Path:
     return folder
 
 
+def test_embedding_from_a_folder_shows_no_weight_loading_bar_and_leaves_transformers_bars_as_they_were(
+        curves, tiny_folder, capfd):
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    enable_progress_bars()
+    transformers_logging.enable_progress_bar()
+    if are_progress_bars_disabled():
+        pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS is set in this environment")
+    embed(curves, str(tiny_folder), device="cpu", progress=True)
+    err = capfd.readouterr().err
+    assert "Embedding light curves: 100%" in err and "Loading weights" not in err, err
+    assert transformers_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+
+
 def test_pipeline_task_embeds_offline_from_a_local_folder(curves, tiny_folder, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from transformers import pipeline
