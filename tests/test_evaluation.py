@@ -660,7 +660,16 @@ def test_the_hybrid_classifier_is_the_evaluations_hybrid_on_raw_curves(prepared,
     np.testing.assert_allclose(hybrid.predict_proba(split.select(test)), probabilities, rtol=1e-5, atol=1e-7)
     assert clone(hybrid).get_params()["random_state"] == 3
 
-    with pytest.raises(ValueError, match=r"HybridClassifier: every class needs at least 2 training curves .* has 1"):
+    calls.clear()
+    with pytest.raises(ValueError, match=r"HybridClassifier: every class needs at least 2 training curves .*; class 1 has 1"):
         HybridClassifier(str(tiny_model), n_jobs=1, device="cpu").fit(curves[:3], [0, 0, 1])
+    with pytest.raises(ValueError, match=r"HybridClassifier: y holds no labels"):
+        HybridClassifier(str(tiny_model), n_jobs=1, device="cpu").fit([], [])
+    assert not calls  # refused before anything is embedded
     with pytest.raises(ValueError, match=r"HybridClassifier.Cs must be a non-empty list of positive numbers"):
         HybridClassifier(str(tiny_model), Cs=[], n_jobs=1).fit(curves[:4], [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"HybridClassifier.Cs must be a non-empty list of positive numbers, got 5"):
+        HybridClassifier(str(tiny_model), Cs=5, n_jobs=1).fit(curves[:4], [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"HybridClassifier: y must hold one label per curve \(4\), got 5"):
+        HybridClassifier(str(tiny_model), n_estimators=10, frequency_grid=12, n_jobs=1,
+                         device="cpu").fit(curves[:4], [0, 0, 1, 1, 1])

@@ -75,21 +75,26 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> HybridClassifier:
         forest = ForestSettings(self.n_estimators, self.min_samples_leaf, self.n_jobs)
         probe = ProbeSettings(self.C, self.max_iter)
-        hybrid = HybridSettings() if self.Cs is None else HybridSettings(list(self.Cs))
+        # a list as given (an array too); anything else goes to the check as it is, which names it
+        hybrid = HybridSettings() if self.Cs is None else HybridSettings(
+            list(self.Cs) if np.iterable(self.Cs) and not isinstance(self.Cs, str) else self.Cs)
         for settings in (forest, probe, hybrid):
             settings.check("HybridClassifier")  # errors name the parameter: "HybridClassifier.Cs must be ..."
+        labels = np.asarray(y)  # what y alone decides is checked before the curves are featurised and embedded
+        if labels.ndim != 1:
+            raise ValueError(f"HybridClassifier: y must hold one label per curve, got shape {labels.shape}")
+        classes, counts = np.unique(labels, return_counts=True)
+        if not len(counts):
+            raise ValueError("HybridClassifier: y holds no labels; fit needs labelled training curves")
+        if counts.min() < 2:
+            raise ValueError(f"HybridClassifier: every class needs at least 2 training curves (the stacking learns "
+                             f"from out-of-fold predictions); class {classes[counts.argmin()].item()!r} has 1")
         self.features_ = LightCurveFeatures(self.min_period, self.frequency_grid, self.periodogram_peaks,
                                             self.n_jobs).fit(X)
         self.featurizer_ = AstromerFeaturizer(self.model, self.pooling, self.batch_size, self.device).fit(X)
         matrix = self._matrix(X)
-        labels = np.asarray(y)
-        if labels.ndim != 1 or len(labels) != len(matrix):
-            raise ValueError(f"HybridClassifier: y must hold one label per curve ({len(matrix)}), got shape "
-                             f"{labels.shape}")
-        classes, counts = np.unique(labels, return_counts=True)
-        if counts.min() < 2:
-            raise ValueError(f"HybridClassifier: every class needs at least 2 training curves (the stacking learns "
-                             f"from out-of-fold predictions); class {classes[counts.argmin()]!r} has 1")
+        if len(labels) != len(matrix):
+            raise ValueError(f"HybridClassifier: y must hold one label per curve ({len(matrix)}), got {len(labels)}")
         self.n_classical_features_ = int(self.features_.n_features_out_)
         self.stack_ = stacked_hybrid(forest, probe, self.n_classical_features_, self.random_state,
                                      min_class_count=int(counts.min()), hybrid=hybrid).fit(matrix, labels)
